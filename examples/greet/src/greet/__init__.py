@@ -1,0 +1,1 @@
+"""A tiny command-line tool to try freshinstall on."""

@@ -1,0 +1,3 @@
+from freshinstall.cli import run
+
+run()

@@ -1,0 +1,69 @@
+"""The one way freshinstall runs a subprocess: an argv list, never a shell."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from freshinstall.errors import CommandError, ToolNotFoundError
+
+StrPath = str | os.PathLike[str]
+
+
+def run(
+    argv: Sequence[StrPath],
+    *,
+    cwd: StrPath | None = None,
+    env: Mapping[str, str] | None = None,
+    stream: bool = False,
+) -> str:
+    """Run ``argv`` and return its combined output.
+
+    With ``stream`` the command is echoed as ``$ ...`` and its output goes straight to our
+    stderr (stdout stays reserved for results); otherwise the output is captured and carried
+    by the :class:`CommandError` raised when the command fails, so it can be replayed.
+    """
+    args = [os.fspath(arg) for arg in argv]
+    if stream:
+        print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
+    sink = _stderr_fd() if stream else None
+    try:
+        completed = subprocess.run(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if sink is None else sink,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    except FileNotFoundError as error:
+        if cwd is not None and not os.path.isdir(cwd):
+            raise
+        raise ToolNotFoundError(args[0]) from error
+    output = completed.stdout.decode(errors="replace") if completed.stdout else ""
+    if stream and sink is None:
+        sys.stderr.write(output)
+    if completed.returncode != 0:
+        raise CommandError(args, completed.returncode, output)
+    return output
+
+
+def _stderr_fd() -> int | None:
+    """Our stderr as a file descriptor, or None when it is not a real file (a test capture)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def last_line(output: str) -> str:
+    """The line of a tool's output most likely to be its error message."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [
+        line for line in lines if line.lower().startswith(("error", "\N{MULTIPLICATION SIGN}"))
+    ]
+    return (errors or lines or [""])[-1]

@@ -1,0 +1,218 @@
+"""The clean PEP 517 build: a copy of exactly the fingerprinted files, an isolated environment.
+
+Building from a fresh copy is what makes the wheel trustworthy: setuptools' ``build/lib`` and a
+stale ``*.egg-info/SOURCES.txt`` never exist there, so nothing the user deleted can ride along,
+and the build writes nothing into the user's tree. See docs/how-it-works.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from freshinstall import fingerprint
+from freshinstall._process import last_line, run
+from freshinstall.errors import BuildError, CommandError
+
+if TYPE_CHECKING:
+    from build import ProjectBuilder
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A wheel in dist/ and the fingerprint of exactly the files it was built from."""
+
+    wheel: Path
+    sha256: str
+    name: str
+    version: str
+    fingerprint: fingerprint.Fingerprint
+    seconds: float
+
+
+class UvIsolatedEnv:
+    """A throw-away virtual environment made and filled by uv (build's ``IsolatedEnv`` protocol)."""
+
+    def __init__(self, path: Path, uv: str, *, python: str | None, stream: bool) -> None:
+        self.path = path
+        self._uv = uv
+        self._stream = stream
+        argv = [uv, "venv", "--no-config", "--quiet", str(path)]
+        if python:
+            argv[2:2] = ["--python", python]
+        try:
+            run(argv, cwd=path.parent, stream=stream)
+        except CommandError as error:
+            raise BuildError(
+                f"uv could not create the build environment: {last_line(error.output)}",
+                error.output,
+            ) from None
+        self.bin_dir = path / ("Scripts" if os.name == "nt" else "bin")
+
+    @property
+    def python_executable(self) -> str:
+        return str(self.bin_dir / ("python.exe" if os.name == "nt" else "python"))
+
+    def make_extra_environ(self) -> dict[str, str]:
+        return {
+            "PATH": os.pathsep.join([str(self.bin_dir), os.environ.get("PATH", "")]),
+            "PYTHONPATH": "",
+            "VIRTUAL_ENV": str(self.path),
+        }
+
+    def install(self, requirements: Collection[str]) -> None:
+        if not requirements:
+            return
+        argv = [
+            self._uv,
+            "pip",
+            "install",
+            "--python",
+            self.python_executable,
+            *sorted(requirements),
+        ]
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        try:
+            run(argv, cwd=self.path, env=env, stream=self._stream)
+        except CommandError as error:
+            reason = f"could not install the build requirements: {last_line(error.output)}"
+            raise BuildError(reason, error.output) from None
+
+
+def build_wheel(
+    root: Path,
+    paths: Iterable[str],
+    dist_dir: Path,
+    *,
+    uv: str,
+    python: str | None = None,
+    config_settings: Mapping[str, str | list[str]] | None = None,
+    extras: Mapping[str, str] | None = None,
+    stream: bool = False,
+) -> BuildResult:
+    """Copy ``paths`` out of ``root``, build a wheel from the copy, move it into ``dist_dir``."""
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="freshinstall-build-") as scratch:
+        workdir = Path(scratch)
+        source = _prepare_source(root, workdir)
+        snap = fingerprint.snapshot(root, paths, source, extras)
+        env = UvIsolatedEnv(workdir / "env", uv, python=python, stream=stream)
+        built = _run_backend(
+            env, source, workdir / "out", dict(config_settings or {}), stream=stream
+        )
+        wheel, sha256 = _publish(built, dist_dir)
+    from packaging.utils import parse_wheel_filename
+
+    name, version, _, _ = parse_wheel_filename(wheel.name)
+    return BuildResult(wheel, sha256, str(name), str(version), snap, time.monotonic() - start)
+
+
+def _prepare_source(root: Path, workdir: Path) -> Path:
+    """Where the copy goes; inside a git work tree, the copy gets a git directory of its own.
+
+    Version plugins (setuptools-scm, hatch-vcs, ...) then read the same commits, tags, branch
+    and dirty state as in the user's tree, and the project keeps its place relative to the work
+    tree root (for ``root = ".."`` settings). The copy's git directory is a linked-worktree
+    style directory (HEAD, index, commondir) in our scratch space: git commands in the build,
+    such as ``git describe --dirty``, refresh that index, never the user's.
+    """
+    src = workdir / "src"
+    top = fingerprint.find_git_dir(root)
+    if top is None:
+        src.mkdir(parents=True)
+        return src
+    git_dir = _resolve_git_dir(top / ".git")
+    common = git_dir
+    with contextlib.suppress(OSError):
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    private = workdir / "git"
+    private.mkdir()
+    for name in ("HEAD", "index"):
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(git_dir / name, private / name)
+    (private / "commondir").write_text(f"{common}\n", encoding="utf-8")
+    target = src / root.relative_to(top)
+    target.mkdir(parents=True, exist_ok=True)
+    (src / ".git").write_text(f"gitdir: {private}\n", encoding="utf-8")
+    return target
+
+
+def _resolve_git_dir(dot_git: Path) -> Path:
+    if dot_git.is_file():  # a worktree or submodule: ".git" holds "gitdir: <path>"
+        text = dot_git.read_text(encoding="utf-8").strip()
+        if text.startswith("gitdir:"):
+            return (dot_git.parent / text.removeprefix("gitdir:").strip()).resolve()
+    return dot_git.resolve()
+
+
+def _run_backend(
+    env: UvIsolatedEnv,
+    source: Path,
+    out_dir: Path,
+    config_settings: dict[str, str | list[str]],
+    *,
+    stream: bool,
+) -> Path:
+    import build
+
+    def runner(
+        cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
+    ) -> None:
+        run(cmd, cwd=cwd, env={**os.environ, **(extra_environ or {})}, stream=stream)
+
+    try:
+        builder: ProjectBuilder = build.ProjectBuilder.from_isolated_env(env, source, runner=runner)
+        env.install(builder.build_system_requires)
+        with _backend_errors(builder):
+            env.install(builder.get_requires_for_build("wheel", config_settings))
+        with _backend_errors(builder):
+            return Path(builder.build("wheel", out_dir, config_settings))
+    except build.BuildException as error:
+        raise BuildError(str(error)) from None
+
+
+@contextlib.contextmanager
+def _backend_errors(builder: ProjectBuilder) -> Iterator[None]:
+    import build
+
+    try:
+        yield
+    except build.BuildBackendException as error:
+        cause = error.exception
+        output = cause.output if isinstance(cause, CommandError) else ""
+        backend = builder._backend  # noqa: SLF001 - build exposes no public name for it
+        detail = last_line(output) or str(cause) or str(error)
+        raise BuildError(f"{backend} reported: {detail}", output) from None
+
+
+def _publish(built: Path, dist_dir: Path) -> tuple[Path, str]:
+    """Move the wheel into dist/, replacing only a wheel of the very same file name."""
+    digest = hashlib.sha256()
+    try:
+        dist_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".freshinstall-", suffix=".whl.tmp", dir=dist_dir)
+        try:
+            os.fchmod(fd, fingerprint.new_file_mode())
+            with os.fdopen(fd, "wb") as writer, built.open("rb") as reader:
+                while chunk := reader.read(fingerprint.CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            final = dist_dir / built.name
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as error:
+        raise BuildError(f"cannot write the wheel to {dist_dir}: {error.strerror}") from None
+    return final, digest.hexdigest()

@@ -1,0 +1,84 @@
+"""What the project directory says about itself: where it is and what pyproject.toml declares."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freshinstall.errors import ProjectError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Python project directory and the parts of its pyproject.toml freshinstall reads."""
+
+    root: Path
+    #: The parsed pyproject.toml, empty for a legacy setup.py-only project.
+    pyproject: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str | None:
+        """The static ``[project].name``, or None when only the build can tell."""
+        name = self.pyproject.get("project", {}).get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def dist_dir(self) -> Path:
+        return self.root / "dist"
+
+
+def load_project(path: str | os.PathLike[str]) -> Project:
+    """Check that ``path`` is a buildable project directory and read its pyproject.toml."""
+    root = Path(path)
+    if not root.exists():
+        raise ProjectError(f"{os.fsdecode(path)}: no such directory")
+    if not root.is_dir():
+        raise ProjectError(f"{os.fsdecode(path)}: not a directory")
+    root = root.resolve()
+    pyproject_path = root / "pyproject.toml"
+    has_setup_py = (root / "setup.py").is_file()
+    if not pyproject_path.is_file():
+        if has_setup_py:
+            return Project(root)
+        raise ProjectError(f"{root}: not a Python project (no pyproject.toml or setup.py)")
+    try:
+        with pyproject_path.open("rb") as file:
+            data = tomllib.load(file)
+    except tomllib.TOMLDecodeError as error:
+        raise ProjectError(f"{pyproject_path}: invalid TOML: {error}") from None
+    except OSError as error:
+        raise ProjectError(f"{pyproject_path}: cannot read: {error.strerror}") from None
+    _validate(pyproject_path, data, has_setup_py=has_setup_py)
+    return Project(root, data)
+
+
+def _validate(path: Path, data: dict[str, Any], *, has_setup_py: bool) -> None:
+    build_system = data.get("build-system")
+    if build_system is not None:
+        if not isinstance(build_system, dict):
+            raise ProjectError(f"{path}: [build-system] must be a table")
+        requires = build_system.get("requires")
+        if requires is not None and not (
+            isinstance(requires, list) and all(isinstance(item, str) for item in requires)
+        ):
+            raise ProjectError(f"{path}: [build-system].requires must be a list of strings")
+    table = data.get("project")
+    if table is None:
+        if build_system is None and not has_setup_py:
+            raise ProjectError(f"{path}: no [project] or [build-system] table, and no setup.py")
+        return
+    if not isinstance(table, dict):
+        raise ProjectError(f"{path}: [project] must be a table")
+    name = table.get("name")
+    if name is None and "name" not in table.get("dynamic", []):
+        raise ProjectError(f"{path}: [project] has no name")
+    if name is not None and not isinstance(name, str):
+        raise ProjectError(f"{path}: [project].name must be a string")

@@ -1,0 +1,177 @@
+"""The stamp in dist/: what was built from which fingerprint, and where it was installed.
+
+The stamp is data only: parsed with ``json``, validated field by field, and rewritten
+atomically (temporary file, fsync, rename), so a reader never sees half a stamp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from freshinstall.errors import FreshinstallError, StampError
+from freshinstall.fingerprint import new_file_mode
+
+FILENAME = ".freshinstall.json"
+LOCKNAME = ".freshinstall.lock"
+SCHEMA = 1
+
+
+class StampInvalidError(FreshinstallError):
+    """The stamp exists but is not one freshinstall wrote (corrupt, edited, or too old)."""
+
+
+@dataclass(frozen=True)
+class Install:
+    """One installation of the stamped wheel: an installer and the place it installed into."""
+
+    installer: str
+    target: str
+    options: tuple[str, ...]
+    wheel_sha256: str
+    #: The installed distribution's RECORD file and its hash: if either changes, the install
+    #: was removed or replaced behind our back.
+    record: str
+    record_sha256: str
+
+    @property
+    def key(self) -> tuple[str, str, tuple[str, ...]]:
+        return (self.installer, self.target, self.options)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    fingerprint: str
+    project: str
+    version: str
+    wheel: str
+    wheel_sha256: str
+    installs: tuple[Install, ...] = ()
+    freshinstall: str = ""
+
+    def install_for(self, key: tuple[str, str, tuple[str, ...]]) -> Install | None:
+        return next((install for install in self.installs if install.key == key), None)
+
+    def with_install(self, install: Install) -> Stamp:
+        others = tuple(other for other in self.installs if other.key != install.key)
+        return dataclasses.replace(self, installs=(*others, install))
+
+    def without_install(self, key: tuple[str, str, tuple[str, ...]]) -> Stamp:
+        return dataclasses.replace(self, installs=tuple(i for i in self.installs if i.key != key))
+
+
+def read(dist_dir: Path) -> Stamp | None:
+    """The stamp in ``dist_dir``; None when there is none; StampInvalidError when it is bad."""
+    path = dist_dir / FILENAME
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise StampInvalidError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+        return _from_json(data)
+    except (ValueError, TypeError, KeyError) as error:
+        raise StampInvalidError(f"{path} is not a valid stamp ({error})") from None
+
+
+def write(dist_dir: Path, stamp: Stamp) -> None:
+    """Replace the stamp atomically: readers see the old stamp or the new one, never a mix."""
+    text = json.dumps(_to_json(stamp), indent=2, sort_keys=True) + "\n"
+    try:
+        dist_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".freshinstall-", suffix=".tmp", dir=dist_dir)
+        try:
+            os.fchmod(fd, new_file_mode())
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, dist_dir / FILENAME)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(dist_dir)
+    except OSError as error:
+        raise StampError(f"cannot write the stamp in {dist_dir}: {error.strerror}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _to_json(stamp: Stamp) -> dict[str, Any]:
+    data = dataclasses.asdict(stamp)
+    data["schema"] = SCHEMA
+    data["installs"] = [
+        dict(dataclasses.asdict(i), options=list(i.options)) for i in stamp.installs
+    ]
+    return data
+
+
+def _from_json(data: Any) -> Stamp:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(
+            f"unknown schema {data.get('schema') if isinstance(data, dict) else None!r}"
+        )
+    installs = tuple(
+        Install(
+            installer=_str(item, "installer"),
+            target=_str(item, "target"),
+            options=tuple(_str_list(item, "options")),
+            wheel_sha256=_str(item, "wheel_sha256"),
+            record=_str(item, "record"),
+            record_sha256=_str(item, "record_sha256"),
+        )
+        for item in _list(data, "installs")
+    )
+    wheel = _str(data, "wheel")
+    if "/" in wheel or os.sep in wheel or not wheel.endswith(".whl"):
+        raise ValueError(f"wheel {wheel!r} is not a wheel file name")
+    return Stamp(
+        fingerprint=_str(data, "fingerprint"),
+        project=_str(data, "project"),
+        version=_str(data, "version"),
+        wheel=wheel,
+        wheel_sha256=_str(data, "wheel_sha256"),
+        installs=installs,
+        freshinstall=_str(data, "freshinstall"),
+    )
+
+
+def _str(data: Any, key: str) -> str:
+    if not isinstance(data, dict) or not isinstance(data.get(key), str):
+        raise TypeError(f"{key!r} must be a string")
+    value: str = data[key]
+    return value
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise TypeError(f"{key!r} must be a list")
+    return value
+
+
+def _str_list(data: Any, key: str) -> list[str]:
+    value = _list(data, key)
+    if not all(isinstance(item, str) for item in value):
+        raise TypeError(f"{key!r} must be a list of strings")
+    return value

@@ -1,0 +1,78 @@
+"""Helpers shared by the tests: the sandbox, running freshinstall and git, fixture projects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGES = Path(__file__).parent / "packages"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The isolated places one test installs into."""
+
+    home: Path
+    tools: Path
+    bin: Path
+    cache: Path
+
+    def run_tool(self, name: str, *args: str) -> str:
+        """Run an installed console script and return its stdout."""
+        result = subprocess.run(
+            [str(self.bin / name), *args], capture_output=True, text=True, check=True, timeout=60
+        )
+        return result.stdout.strip()
+
+    def tool_site_packages(self, tool: str) -> Path:
+        (site,) = (self.tools / tool / "lib").glob("python*/site-packages")
+        return site
+
+
+def uv(*args: str, cwd: Path | None = None) -> str:
+    """Run the same uv that freshinstall would use (PATH first, else the uv package's binary)."""
+    from freshinstall.install import find_uv
+
+    return subprocess.run(
+        [find_uv(), *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def commit_all(cwd: Path, message: str = "change") -> None:
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "--allow-empty", "-m", message)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def freshinstall(
+    *args: str | os.PathLike[str], cwd: Path | None = None, timeout: float = 300
+) -> Result:
+    """Run freshinstall as a user would: a separate process, its real exit code and streams."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "freshinstall", *(os.fspath(arg) for arg in args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(completed.returncode, completed.stdout, completed.stderr)

@@ -1,0 +1,1 @@
+raise RuntimeError("setup.py refuses to build (a test fixture)")

@@ -1,0 +1,5 @@
+from importlib.metadata import version
+
+
+def main() -> None:
+    print(version("scmcli"))
