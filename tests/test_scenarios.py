@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,31 @@ def test_tracked_file_under_build_and_foreign_dist_files_survive(make_project: M
     assert keep.read_bytes() == original + b"edited\n"
     for name, content in foreign.items():
         assert (project / "dist" / name).read_bytes() == content
+
+
+def test_with_and_python_are_passed_to_uv(make_project: MakeProject, sandbox: Sandbox) -> None:
+    project = make_project("setuptools_cli")
+    data = install_json(project, "--with", "six", "--python", sys.executable)
+    assert data["installed"]
+    assert (sandbox.tool_site_packages("stcli") / "six.py").exists()
+    # The same options again: nothing to do. Different options: another target, reinstall only.
+    again = install_json(project, "--with", "six", "--python", sys.executable)
+    assert (again["rebuilt"], again["installed"]) == (False, False)
+    plain = install_json(project)
+    assert (plain["rebuilt"], plain["installed"]) == (False, True)
+    assert not (sandbox.tool_site_packages("stcli") / "six.py").exists()
+    # The tool dir holds one install: asking for six again must put it back.
+    back = install_json(project, "--with", "six", "--python", sys.executable)
+    assert (back["rebuilt"], back["installed"]) == (False, True)
+    assert (sandbox.tool_site_packages("stcli") / "six.py").exists()
+
+
+def test_verbose_streams_backend_output_and_quiet_prints_nothing(make_project: MakeProject) -> None:
+    project = make_project("setuptools_cli")
+    verbose = freshinstall("-v", project)
+    assert verbose.code == 0
+    assert "$ " in verbose.stderr  # every command is echoed
+    assert "running bdist_wheel" in verbose.stderr  # setuptools' own output, streamed
+    assert "running bdist_wheel" not in verbose.stdout
+    quiet = freshinstall("-q", "--force", project)
+    assert (quiet.code, quiet.stdout, quiet.stderr) == (0, "", "")

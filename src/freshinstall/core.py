@@ -75,7 +75,8 @@ UP_TO_DATE = "up to date"
 def decide(
     current: str,
     previous: stamp.Stamp | None,
-    key: tuple[str, str, tuple[str, ...]],
+    key: tuple[str, str],
+    options: tuple[str, ...],
     dist_dir: Path,
     *,
     force: bool = False,
@@ -99,6 +100,8 @@ def decide(
     install = previous.install_for(key)
     if install is None or install.wheel_sha256 != previous.wheel_sha256:
         return Decision(build=False, install=True, reason="not installed here yet")
+    if install.options != options:
+        return Decision(build=False, install=True, reason="the install options changed")
     try:
         record = fingerprint.file_sha256(Path(install.record))
     except OSError:
@@ -126,9 +129,11 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
     )
 
     target = installer.target()
-    key = (installer.name, target, installer.options)
+    key = (installer.name, target)
     previous = _read_stamp(project, reporter)
-    decision = decide(current.digest, previous, key, project.dist_dir, force=options.force)
+    decision = decide(
+        current.digest, previous, key, installer.options, project.dist_dir, force=options.force
+    )
 
     def outcome(previous: stamp.Stamp | None, decision: Decision, *, done: bool) -> Outcome:
         return Outcome(
@@ -151,7 +156,9 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
     with _project_lock(project, reporter):
         # Another run may have done the work while we waited for the lock.
         previous = _read_stamp(project, reporter)
-        decision = decide(current.digest, previous, key, project.dist_dir, force=options.force)
+        decision = decide(
+            current.digest, previous, key, installer.options, project.dist_dir, force=options.force
+        )
         if not (decision.build or decision.install):
             return outcome(previous, decision, done=False)
         if decision.build:

@@ -41,8 +41,9 @@ class Install:
     record_sha256: str
 
     @property
-    def key(self) -> tuple[str, str, tuple[str, ...]]:
-        return (self.installer, self.target, self.options)
+    def key(self) -> tuple[str, str]:
+        """Where the install lives; one install per place (options are its properties)."""
+        return (self.installer, self.target)
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,14 @@ class Stamp:
     installs: tuple[Install, ...] = ()
     freshinstall: str = ""
 
-    def install_for(self, key: tuple[str, str, tuple[str, ...]]) -> Install | None:
+    def install_for(self, key: tuple[str, str]) -> Install | None:
         return next((install for install in self.installs if install.key == key), None)
 
     def with_install(self, install: Install) -> Stamp:
         others = tuple(other for other in self.installs if other.key != install.key)
         return dataclasses.replace(self, installs=(*others, install))
 
-    def without_install(self, key: tuple[str, str, tuple[str, ...]]) -> Stamp:
+    def without_install(self, key: tuple[str, str]) -> Stamp:
         return dataclasses.replace(self, installs=tuple(i for i in self.installs if i.key != key))
 
 
