@@ -311,3 +311,34 @@ def test_verbose_streams_backend_output_and_quiet_prints_nothing(make_project: M
     assert "running bdist_wheel" not in verbose.stdout
     quiet = freshinstall("-q", "--force", project)
     assert (quiet.code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_vcs_version_rebuilds_after_commit_and_tag_static_version_does_not(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    scm = make_project("scm_cli", in_git=True)
+    git(scm, "tag", "v1.2.3")
+    assert install_json(scm)["version"] == "1.2.3"
+    commit_all(scm, "an empty commit")
+    after_commit = install_json(scm)
+    assert after_commit["rebuilt"]
+    assert after_commit["version"].startswith("1.2.4.dev1+g")
+    git(scm, "tag", "v2.0.0")
+    assert install_json(scm)["version"] == "2.0.0"
+    assert sandbox.run_tool("scmcli") == "2.0.0"
+
+    static = make_project("setuptools_cli", in_git=True)
+    install_json(static)
+    commit_all(static, "an empty commit")
+    git(static, "tag", "v9.9.9")
+    assert install_json(static)["rebuilt"] is False
+
+
+def test_pretend_version_variable_is_an_input(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scm = make_project("scm_cli", in_git=True)
+    monkeypatch.setenv("SETUPTOOLS_SCM_PRETEND_VERSION", "5.0.0")
+    assert install_json(scm)["version"] == "5.0.0"
+    monkeypatch.setenv("SETUPTOOLS_SCM_PRETEND_VERSION", "5.0.1")
+    assert install_json(scm)["version"] == "5.0.1"

@@ -20,6 +20,17 @@ def run(
     env: Mapping[str, str] | None = None,
     stream: bool = False,
 ) -> str:
+    """Run ``argv`` and return its combined output as text (see :func:`run_bytes`)."""
+    return run_bytes(argv, cwd=cwd, env=env, stream=stream).decode(errors="replace")
+
+
+def run_bytes(
+    argv: Sequence[StrPath],
+    *,
+    cwd: StrPath | None = None,
+    env: Mapping[str, str] | None = None,
+    stream: bool = False,
+) -> bytes:
     """Run ``argv`` and return its combined output.
 
     With ``stream`` the command is echoed as ``$ ...`` and its output goes straight to our
@@ -44,11 +55,11 @@ def run(
         if cwd is not None and not os.path.isdir(cwd):
             raise
         raise ToolNotFoundError(args[0]) from error
-    output = completed.stdout.decode(errors="replace") if completed.stdout else ""
+    output: bytes = completed.stdout or b""
     if stream and sink is None:
-        sys.stderr.write(output)
+        sys.stderr.write(output.decode(errors="replace"))
     if completed.returncode != 0:
-        raise CommandError(args, completed.returncode, output)
+        raise CommandError(args, completed.returncode, output.decode(errors="replace"))
     return output
 
 

@@ -18,8 +18,9 @@ from typing import Any
 import click
 
 from freshinstall import __version__
-from freshinstall.core import Options, Outcome, freshen
+from freshinstall.core import Options, Outcome, fingerprint_project, freshen
 from freshinstall.errors import FreshinstallError
+from freshinstall.project import load_project
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -139,6 +140,28 @@ def install_command(
         click.echo(json.dumps(asdict(outcome), sort_keys=True))
     elif not quiet:
         click.echo(describe(outcome))
+    return 0
+
+
+@cli.command("fingerprint")
+@path_argument
+@json_option
+@verbose_option
+def fingerprint_command(path: Path, as_json: bool, verbose: bool) -> int:  # noqa: ARG001
+    """Print the fingerprint of PATH's build inputs: one hex line, e.g. for a CI cache key."""
+    _, result = fingerprint_project(load_project(path))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "fingerprint": result.digest,
+                    "files": len(result.files),
+                    "extras": sorted(result.extras),
+                }
+            )
+        )
+    else:
+        click.echo(result.digest)
     return 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from freshinstall import fingerprint, stamp
+from freshinstall import fingerprint, inputs, stamp
 from freshinstall.errors import StampError
 from freshinstall.install import UvToolInstaller, find_uv
 from freshinstall.project import Project, load_project
@@ -113,6 +113,14 @@ def decide(
     return Decision(build=False, install=False, reason=UP_TO_DATE)
 
 
+def fingerprint_project(project: Project) -> tuple[list[str], fingerprint.Fingerprint]:
+    """The input files of ``project`` and the fingerprint of them plus its non-file inputs."""
+    paths = fingerprint.list_inputs(project.root)
+    extras = inputs.extras(project.root, project.pyproject)
+    entries = (fingerprint.hash_entry(project.root, path) for path in paths)
+    return paths, fingerprint.combine(entries, extras)
+
+
 def freshen(options: Options, reporter: Reporter) -> Outcome:
     """Make the installed tool match the source tree at ``options.path``."""
     start = time.monotonic()
@@ -122,8 +130,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
         uv, python=options.python, with_=options.with_, stream=options.stream
     )
 
-    paths = fingerprint.list_inputs(project.root)
-    current = fingerprint.combine(fingerprint.hash_entry(project.root, path) for path in paths)
+    paths, current = fingerprint_project(project)
     reporter.step(
         "fingerprint", f"{current.short} ({len(current.files)} files)", time.monotonic() - start
     )
@@ -170,6 +177,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
                 project.dist_dir,
                 uv=uv,
                 python=options.python,
+                extras=current.extras,
                 stream=options.stream,
             )
             reporter.step("build", built.wheel.name, built.seconds)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from freshinstall._process import run
+from freshinstall._process import run_bytes
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
 
 #: Bumped whenever the hashing changes, so that old stamps stop matching.
@@ -197,7 +197,7 @@ def _git_ls_files(root: Path, git_options: list[str]) -> list[tuple[str, bool]]:
         "--exclude-standard",
     ]
     try:
-        output = run(argv, cwd=root, env=_git_env(scratch=bool(git_options)))
+        output = run_bytes(argv, cwd=root, env=_git_env(scratch=bool(git_options)))
     except ToolNotFoundError:
         if git_options:
             raise
@@ -207,7 +207,7 @@ def _git_ls_files(root: Path, git_options: list[str]) -> list[tuple[str, bool]]:
             f"git could not list the files of {root}: {error.output.strip()}"
         ) from None
     entries = []
-    for record in os.fsencode(output).split(b"\0"):
+    for record in output.split(b"\0"):
         if not record:
             continue
         tag, path = record[:1], os.fsdecode(record[2:])
@@ -260,11 +260,23 @@ def _without_outputs(root: Path, entries: list[tuple[str, bool]]) -> Iterator[st
     venvs = {path[: -len("pyvenv.cfg")] for path in untracked if path.endswith("/pyvenv.cfg")}
     root_outputs = root_output_dirs(root)
     for path, tracked in entries:
-        if path.endswith("/") or (tracked and os.path.isdir(os.path.join(root, path))):
+        if path.startswith("dist/"):
+            # Even where git tracks it: freshinstall writes its wheel and stamp there, and
+            # counting them would make every install change the next fingerprint.
+            continue
+        if path.endswith("/") or (tracked and _is_real_dir(os.path.join(root, path))):
             inner_paths = _walk(root, path.rstrip("/") + "/")
             yield from (inner for inner in inner_paths if not is_output(inner, venvs, root_outputs))
         elif tracked or not is_output(path, venvs, root_outputs):
             yield path
+
+
+def _is_real_dir(path: str) -> bool:
+    """A directory, not a symlink to one: links are hashed as links, never followed."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def root_output_dirs(root: Path) -> frozenset[str]:

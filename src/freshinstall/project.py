@@ -77,8 +77,11 @@ def _validate(path: Path, data: dict[str, Any], *, has_setup_py: bool) -> None:
         return
     if not isinstance(table, dict):
         raise ProjectError(f"{path}: [project] must be a table")
+    dynamic = table.get("dynamic", [])
+    if not (isinstance(dynamic, list) and all(isinstance(item, str) for item in dynamic)):
+        raise ProjectError(f"{path}: [project].dynamic must be a list of strings")
     name = table.get("name")
-    if name is None and "name" not in table.get("dynamic", []):
+    if name is None and "name" not in dynamic:
         raise ProjectError(f"{path}: [project] has no name")
     if name is not None and not isinstance(name, str):
         raise ProjectError(f"{path}: [project].name must be a string")

@@ -79,7 +79,7 @@ def read(dist_dir: Path) -> Stamp | None:
     try:
         data = json.loads(text)
         return _from_json(data)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
         raise StampInvalidError(f"{path} is not a valid stamp ({error})") from None
 
 
@@ -161,6 +161,8 @@ def _str(data: Any, key: str) -> str:
     if not isinstance(data, dict) or not isinstance(data.get(key), str):
         raise TypeError(f"{key!r} must be a string")
     value: str = data[key]
+    if "\0" in value:
+        raise ValueError(f"{key!r} holds a NUL character")
     return value
 
 
@@ -173,6 +175,6 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
 
 def _str_list(data: Any, key: str) -> list[str]:
     value = _list(data, key)
-    if not all(isinstance(item, str) for item in value):
+    if not all(isinstance(item, str) and "\0" not in item for item in value):
         raise TypeError(f"{key!r} must be a list of strings")
     return value

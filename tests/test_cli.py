@@ -1,0 +1,229 @@
+"""The command line as a user meets it: exit codes, one-line errors, help, version, dry runs.
+
+Every test runs freshinstall in a subprocess and never builds or installs anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from freshinstall import __version__, fingerprint, stamp
+from tests.conftest import MakeProject
+from tests.helpers import Result, freshinstall, uv
+
+#: A directory name a shell would mangle if it were ever interpolated into a command line.
+AWKWARD = "my dir 'single' \"double\" $(touch pwned) `touch pwned2` ;&|"
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    assert result.code == 1, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    (line,) = lines
+    assert line.startswith("error: "), line
+    for fragment in fragments:
+        assert fragment in line
+    assert result.stdout == ""
+    return line
+
+
+def pyproject(tmp_path: Path, text: str, name: str = "project") -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    (root / "pyproject.toml").write_text(text, encoding="utf-8")
+    return root
+
+
+# --- bad input: one line, exit 1, no traceback -------------------------------------------------
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    assert_one_line_error(freshinstall(missing), str(missing), "no such directory")
+
+
+def test_file_instead_of_directory(tmp_path: Path) -> None:
+    file = tmp_path / "pyproject.toml"
+    file.write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    assert_one_line_error(freshinstall(file), str(file), "not a directory")
+
+
+def test_directory_that_is_not_a_project(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(
+        freshinstall(empty), str(empty.resolve()), "no pyproject.toml or setup.py"
+    )
+
+
+def test_malformed_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
+    root = pyproject(tmp_path, '[project]\nname = "demo"\nversion = \n')
+    line = assert_one_line_error(freshinstall(root), str(root.resolve() / "pyproject.toml"))
+    assert "invalid TOML" in line
+    assert "line 3" in line
+
+
+def test_project_without_a_name(tmp_path: Path) -> None:
+    root = pyproject(tmp_path, '[project]\nversion = "1.0"\n')
+    assert_one_line_error(freshinstall(root), "pyproject.toml", "[project] has no name")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[project]\nname = 1\nversion = "1"\n', "[project].name must be a string"),
+        ('project = "demo"\n', "[project] must be a table"),
+        ('build-system = 1\n[project]\nname = "d"\n', "[build-system] must be a table"),
+        ('[build-system]\nrequires = "setuptools"\n', "requires must be a list of strings"),
+        ("[tool.other]\nx = 1\n", "no [project] or [build-system] table"),
+    ],
+    ids=["name-int", "project-string", "build-system-int", "requires-string", "no-tables"],
+)
+def test_malformed_metadata(tmp_path: Path, text: str, message: str) -> None:
+    assert_one_line_error(freshinstall(pyproject(tmp_path, text)), message)
+
+
+@pytest.mark.parametrize("dynamic", ["5", "true"])
+def test_project_dynamic_that_is_not_a_list(tmp_path: Path, dynamic: str) -> None:
+    root = pyproject(tmp_path, f"[project]\ndynamic = {dynamic}\n")
+    assert_one_line_error(freshinstall(root), "pyproject.toml")
+
+
+def test_awkward_paths_are_printed_verbatim_and_never_run(tmp_path: Path) -> None:
+    missing = tmp_path / AWKWARD
+    assert_one_line_error(freshinstall(missing, cwd=tmp_path), f"error: {missing}: ")
+    empty = tmp_path / f"{AWKWARD} empty"
+    empty.mkdir()
+    assert_one_line_error(freshinstall(empty, cwd=tmp_path), str(empty.resolve()))
+    root = pyproject(tmp_path, "[project\n", name=f"{AWKWARD} toml")
+    assert_one_line_error(freshinstall(root, cwd=tmp_path), str(root.resolve() / "pyproject.toml"))
+    assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "pwned2").exists()
+
+
+def test_json_error_writes_nothing_on_stdout(tmp_path: Path) -> None:
+    assert_one_line_error(freshinstall("--json", tmp_path / "nope"), "no such directory")
+
+
+def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
+    result = freshinstall("-v", tmp_path / "nope")
+    assert result.code == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: ")
+
+
+# --- help, version, usage errors ---------------------------------------------------------------
+
+
+def test_version() -> None:
+    result = freshinstall("--version")
+    assert result.code == 0
+    assert __version__ in result.stdout
+    assert "freshinstall" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help(flag: str) -> None:
+    result = freshinstall(flag)
+    assert result.code == 0
+    assert "install" in result.stdout
+    assert "Usage:" in result.stdout
+
+
+def test_install_help() -> None:
+    result = freshinstall("install", "--help")
+    assert result.code == 0
+    assert "--dry-run" in result.stdout
+    assert "--force" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("--no-such-option",), ("install", "--bogus"), (".", "-Z")])
+def test_unknown_option_is_a_usage_error(args: tuple[str, ...]) -> None:
+    result = freshinstall(*args)
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert "No such option" in result.stderr
+
+
+# --- dry run (needs uv for `uv tool dir` only) -------------------------------------------------
+
+
+def test_dry_run_of_a_project_never_built(make_project: MakeProject) -> None:
+    project = make_project("setuptools_cli")
+    result = freshinstall("--dry-run", project)
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() == "would build and install stcli: never built by freshinstall"
+    assert "Traceback" not in result.stderr
+    assert not (project / "dist").exists()
+    assert not (project / "build").exists()
+
+
+def test_dry_run_json_is_one_object(make_project: MakeProject) -> None:
+    project = make_project("setuptools_cli", in_git=True)
+    result = freshinstall("--dry-run", "--json", project)
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["dry_run"] is True
+    assert data["rebuilt"] is False
+    assert data["installed"] is False
+    assert data["reason"] == "never built by freshinstall"
+    assert data["project"] == "stcli"
+    assert not (project / "dist").exists()
+
+
+def _stamp_for(project: Path, *, wheel: str, record: str) -> None:
+    """A stamp whose fingerprint matches ``project``, so that decide() reads further."""
+    probe = freshinstall("--dry-run", "--json", project)
+    assert probe.code == 0, probe.stderr
+    current = json.loads(probe.stdout)["fingerprint"]
+    dist = project / "dist"
+    dist.mkdir()
+    wheel_sha = "0" * 64
+    if "\0" not in wheel:
+        (dist / wheel).write_bytes(b"PK")
+        wheel_sha = fingerprint.file_sha256(dist / wheel)
+    target = uv("tool", "dir").strip()
+    install = stamp.Install("uv-tool", target, (), wheel_sha, record, "0" * 64)
+    stamp.write(dist, stamp.Stamp(current, "nocli", "1.0", wheel, wheel_sha, (install,)))
+    check = freshinstall("--dry-run", "--json", project)
+    assert "source changed" not in check.stdout, "the stamp must match the tree"
+
+
+@pytest.mark.parametrize(
+    ("wheel", "record"),
+    [("x\0-1.0-py3-none-any.whl", "/RECORD"), ("x-1.0-py3-none-any.whl", "/REC\0ORD")],
+    ids=["wheel", "record"],
+)
+def test_stamp_with_a_nul_byte_never_gives_a_traceback(
+    make_project: MakeProject, wheel: str, record: str
+) -> None:
+    project = make_project("nocli")
+    _stamp_for(project, wheel=wheel, record=record)
+    result = freshinstall("--dry-run", project)
+    assert "Traceback" not in result.stderr
+    assert result.code == 0
+    assert result.stdout.startswith("would ")
+
+
+def test_deeply_nested_stamp_never_gives_a_traceback(make_project: MakeProject) -> None:
+    project = make_project("nocli")
+    (project / "dist").mkdir()
+    (project / "dist" / stamp.FILENAME).write_text("[" * 100_000, encoding="utf-8")
+    result = freshinstall("--dry-run", project)
+    assert "Traceback" not in result.stderr
+    assert result.code == 0
+    assert result.stdout.startswith("would build and install")
+
+
+def test_invalid_stamp_is_ignored_with_a_note(make_project: MakeProject) -> None:
+    project = make_project("nocli")
+    (project / "dist").mkdir()
+    (project / "dist" / stamp.FILENAME).write_text("{not json", encoding="utf-8")
+    result = freshinstall("--dry-run", project)
+    assert result.code == 0, result.stderr
+    assert "note: ignoring the stamp" in result.stderr
+    assert result.stdout.startswith("would build and install")
