@@ -342,3 +342,16 @@ def test_pretend_version_variable_is_an_input(
     assert install_json(scm)["version"] == "5.0.0"
     monkeypatch.setenv("SETUPTOOLS_SCM_PRETEND_VERSION", "5.0.1")
     assert install_json(scm)["version"] == "5.0.1"
+
+
+def test_changed_tool_dir_installs_there(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = make_project("setuptools_cli")
+    install_json(project)
+    other = tmp_path / "other tools"
+    monkeypatch.setenv("UV_TOOL_DIR", str(other))
+    data = install_json(project)
+    assert (data["rebuilt"], data["installed"], data["target"]) == (False, True, str(other))
+    assert (other / "stcli").is_dir()
+    assert install_json(project)["installed"] is False

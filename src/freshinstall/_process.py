@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -39,6 +38,8 @@ def run_bytes(
     """
     args = [os.fspath(arg) for arg in argv]
     if stream:
+        import shlex
+
         print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
     sink = _stderr_fd() if stream else None
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -207,17 +206,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.output and not _Settings.traceback:
             click.echo(error.output.rstrip("\n"), err=True)
         if _Settings.traceback:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(f"error: {error}", err=True)
         return EXIT_ERROR
     except OSError as error:
         # Anything the modules did not translate is still one line, not a traceback.
         if _Settings.traceback:
-            traceback.print_exc()
+            _print_traceback()
         where = f": {error.filename}" if error.filename else ""
         click.echo(f"error: {error.strerror or error}{where}", err=True)
         return EXIT_ERROR
     return result if isinstance(result, int) else 0
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def run() -> None:

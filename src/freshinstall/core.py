@@ -135,9 +135,10 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
         "fingerprint", f"{current.short} ({len(current.files)} files)", time.monotonic() - start
     )
 
-    target = installer.target()
-    key = (installer.name, target)
     previous = _read_stamp(project, reporter)
+    locator = installer.locator()
+    target = (previous and previous.target_for(installer.name, locator)) or installer.target()
+    key = (installer.name, target)
     decision = decide(
         current.digest, previous, key, installer.options, project.dist_dir, force=options.force
     )
@@ -208,6 +209,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
                 wheel_sha256=base.wheel_sha256,
                 record=str(result.record),
                 record_sha256=fingerprint.file_sha256(result.record),
+                locator=locator,
             )
         )
         from freshinstall import __version__

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +225,8 @@ def _git_env(*, scratch: bool = False) -> dict[str, str]:
 
 def _list_outside_git(root: Path) -> list[tuple[str, bool]]:
     """Outside git, ask git with an empty scratch repository so .gitignore files still apply."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="freshinstall-git-") as scratch:
         for name in ("objects", "refs"):
             os.mkdir(os.path.join(scratch, name))

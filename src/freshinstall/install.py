@@ -6,11 +6,9 @@ installed distribution's RECORD file, which the caller uses to notice later remo
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +67,20 @@ class UvToolInstaller:
             options += ["--with", requirement]
         return tuple(options)
 
+    def locator(self) -> str:
+        """Everything uv resolves its tool directory from, so a stamped target can be reused.
+
+        uv's documented rule: ``UV_TOOL_DIR``, else ``$XDG_DATA_HOME/uv/tools``, else
+        ``~/.local/share/uv/tools`` (``%APPDATA%\\uv\\data\\tools`` on Windows); a relative
+        path is relative to the working directory. Asking ``uv tool dir`` costs a subprocess
+        on every no-change run, which this avoids.
+        """
+        names = ("UV_TOOL_DIR", "XDG_DATA_HOME", "HOME", "APPDATA")
+        values = [f"{name}={os.environ.get(name, '')}" for name in names]
+        if not os.path.isabs(os.environ.get("UV_TOOL_DIR") or "/"):
+            values.append(f"cwd={os.getcwd()}")
+        return "\n".join([self.uv, *values])
+
     def target(self) -> str:
         """uv's tool directory, as uv itself resolves it (UV_TOOL_DIR, XDG_DATA_HOME, ...)."""
         try:
@@ -114,6 +126,8 @@ class UvToolInstaller:
 
 def find_record(env_dir: Path, dist_info: str) -> Path | None:
     """The RECORD of ``dist_info`` in the virtual environment at ``env_dir``."""
+    import glob
+
     patterns = [
         os.path.join(
             glob.escape(str(env_dir)), "lib", "python*", "site-packages", dist_info, "RECORD"
@@ -128,6 +142,8 @@ def find_record(env_dir: Path, dist_info: str) -> Path | None:
 
 def wheel_dist_info(wheel: Path) -> str:
     """The ``NAME-VERSION.dist-info`` directory name inside a wheel."""
+    import zipfile
+
     try:
         with zipfile.ZipFile(wheel) as archive:
             for name in archive.namelist():
@@ -142,6 +158,7 @@ def wheel_dist_info(wheel: Path) -> str:
 def wheel_console_scripts(wheel: Path) -> list[str]:
     """The console script names a wheel declares in its entry_points.txt."""
     import configparser
+    import zipfile
 
     dist_info = wheel_dist_info(wheel)
     with zipfile.ZipFile(wheel) as archive:

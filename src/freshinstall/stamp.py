@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,9 @@ class Install:
     #: was removed or replaced behind our back.
     record: str
     record_sha256: str
+    #: What the target was resolved from (see ``UvToolInstaller.locator``); while it is
+    #: unchanged the stamped target is reused without asking the installer again.
+    locator: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -55,6 +57,13 @@ class Stamp:
     wheel_sha256: str
     installs: tuple[Install, ...] = ()
     freshinstall: str = ""
+
+    def target_for(self, installer: str, locator: str) -> str | None:
+        """The target stamped for ``installer`` when it was resolved from the same ``locator``."""
+        for install in self.installs:
+            if install.installer == installer and locator and install.locator == locator:
+                return install.target
+        return None
 
     def install_for(self, key: tuple[str, str]) -> Install | None:
         return next((install for install in self.installs if install.key == key), None)
@@ -85,6 +94,8 @@ def read(dist_dir: Path) -> Stamp | None:
 
 def write(dist_dir: Path, stamp: Stamp) -> None:
     """Replace the stamp atomically: readers see the old stamp or the new one, never a mix."""
+    import tempfile
+
     text = json.dumps(_to_json(stamp), indent=2, sort_keys=True) + "\n"
     try:
         dist_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +151,7 @@ def _from_json(data: Any) -> Stamp:
             wheel_sha256=_str(item, "wheel_sha256"),
             record=_str(item, "record"),
             record_sha256=_str(item, "record_sha256"),
+            locator=_str(item, "locator") if "locator" in item else "",
         )
         for item in _list(data, "installs")
     )
