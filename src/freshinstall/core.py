@@ -125,10 +125,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
     """Make the installed tool match the source tree at ``options.path``."""
     start = time.monotonic()
     project = load_project(options.path)
-    uv = find_uv()
-    installer = UvToolInstaller(
-        uv, python=options.python, with_=options.with_, stream=options.stream
-    )
+    installer = UvToolInstaller(python=options.python, with_=options.with_, stream=options.stream)
 
     paths, current = fingerprint_project(project)
     reporter.step(
@@ -176,7 +173,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
                 project.root,
                 paths,
                 project.dist_dir,
-                uv=uv,
+                uv=find_uv(),
                 python=options.python,
                 extras=current.extras,
                 stream=options.stream,

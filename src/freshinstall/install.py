@@ -6,8 +6,10 @@ installed distribution's RECORD file, which the caller uses to notice later remo
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,19 @@ class InstallResult:
     seconds: float
 
 
+@functools.cache
 def find_uv() -> str:
-    """A ``uv`` on PATH first (the user's own), else the binary of the ``uv`` PyPI package."""
+    """A ``uv`` on PATH first (the user's own), else the binary of the ``uv`` PyPI package.
+
+    That binary sits beside our interpreter when freshinstall is installed in a virtual
+    environment (uv tool, pipx, a venv): looking there first spares importing ``uv``.
+    """
     found = shutil.which("uv")
     if found:
         return found
+    beside = os.path.join(os.path.dirname(sys.executable), "uv.exe" if os.name == "nt" else "uv")
+    if os.access(beside, os.X_OK):
+        return beside
     try:
         import uv
 
@@ -46,13 +56,11 @@ class UvToolInstaller:
 
     def __init__(
         self,
-        uv: str,
         *,
         python: str | None = None,
         with_: tuple[str, ...] = (),
         stream: bool = False,
     ) -> None:
-        self.uv = uv
         self.python = python
         self.with_ = with_
         self.stream = stream
@@ -79,12 +87,12 @@ class UvToolInstaller:
         values = [f"{name}={os.environ.get(name, '')}" for name in names]
         if not os.path.isabs(os.environ.get("UV_TOOL_DIR") or "/"):
             values.append(f"cwd={os.getcwd()}")
-        return "\n".join([self.uv, *values])
+        return "\n".join(values)
 
     def target(self) -> str:
         """uv's tool directory, as uv itself resolves it (UV_TOOL_DIR, XDG_DATA_HOME, ...)."""
         try:
-            return run([self.uv, "tool", "dir"]).strip()
+            return run([find_uv(), "tool", "dir"]).strip()
         except CommandError as error:
             raise InstallError(
                 f"`uv tool dir` failed: {error.output.strip()}", error.output
@@ -99,7 +107,7 @@ class UvToolInstaller:
                 "install; use --installer uv-pip to install it into an environment"
             )
         argv = [
-            self.uv,
+            find_uv(),
             "tool",
             "install",
             "--force",
