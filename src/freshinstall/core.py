@@ -179,6 +179,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
                 stream=options.stream,
             )
             reporter.step("build", built.wheel.name, built.seconds)
+            stamp.write_manifest(project.dist_dir, manifest_of(built.fingerprint))
             kept = previous.installs if previous and previous.wheel_sha256 == built.sha256 else ()
             base = stamp.Stamp(
                 fingerprint=built.fingerprint.digest,
@@ -201,7 +202,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
         final = base.with_install(
             stamp.Install(
                 installer=installer.name,
-                target=target,
+                target=result.target,
                 options=installer.options,
                 wheel_sha256=base.wheel_sha256,
                 record=str(result.record),
@@ -214,6 +215,11 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
         final = dataclasses.replace(final, freshinstall=__version__)
         stamp.write(project.dist_dir, final)
         return outcome(final, decision, done=True)
+
+
+def manifest_of(print_: fingerprint.Fingerprint) -> stamp.Manifest:
+    files = {entry.path: f"{entry.kind}:{entry.digest}" for entry in print_.files}
+    return stamp.Manifest(print_.digest, files, dict(print_.extras))
 
 
 def _read_stamp(project: Project, reporter: Reporter) -> stamp.Stamp | None:

@@ -18,6 +18,7 @@ from freshinstall.errors import FreshinstallError, StampError
 from freshinstall.fingerprint import new_file_mode
 
 FILENAME = ".freshinstall.json"
+MANIFEST = ".freshinstall-manifest.json"
 LOCKNAME = ".freshinstall.lock"
 SCHEMA = 1
 
@@ -92,11 +93,51 @@ def read(dist_dir: Path) -> Stamp | None:
         raise StampInvalidError(f"{path} is not a valid stamp ({error})") from None
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """What the last build was made from, file by file: ``status`` explains changes with it.
+
+    Kept beside the stamp, not in it, so that the no-change path never parses it.
+    """
+
+    fingerprint: str
+    #: relative path -> "kind:sha256" (kind is f, x or l, as in the fingerprint)
+    files: dict[str, str]
+    extras: dict[str, str]
+
+
+def write_manifest(dist_dir: Path, manifest: Manifest) -> None:
+    """Replace the manifest atomically."""
+    data = {"schema": SCHEMA, **dataclasses.asdict(manifest)}
+    _write_atomically(dist_dir, MANIFEST, json.dumps(data, sort_keys=True) + "\n")
+
+
+def read_manifest(dist_dir: Path) -> Manifest | None:
+    """The manifest in ``dist_dir``, or None when it is missing or not one freshinstall wrote."""
+    try:
+        data = json.loads((dist_dir / MANIFEST).read_bytes())
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            return None
+        files, extras = data["files"], data["extras"]
+        for table in (files, extras):
+            if not isinstance(table, dict) or not all(
+                isinstance(key, str) and isinstance(value, str) for key, value in table.items()
+            ):
+                return None
+        return Manifest(_str(data, "fingerprint"), files, extras)
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
 def write(dist_dir: Path, stamp: Stamp) -> None:
     """Replace the stamp atomically: readers see the old stamp or the new one, never a mix."""
+    text = json.dumps(_to_json(stamp), indent=2, sort_keys=True) + "\n"
+    _write_atomically(dist_dir, FILENAME, text)
+
+
+def _write_atomically(dist_dir: Path, name: str, text: str) -> None:
     import tempfile
 
-    text = json.dumps(_to_json(stamp), indent=2, sort_keys=True) + "\n"
     try:
         dist_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".freshinstall-", suffix=".tmp", dir=dist_dir)
@@ -106,14 +147,14 @@ def write(dist_dir: Path, stamp: Stamp) -> None:
                 file.write(text)
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(tmp, dist_dir / FILENAME)
+            os.replace(tmp, dist_dir / name)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         _fsync_dir(dist_dir)
     except OSError as error:
-        raise StampError(f"cannot write the stamp in {dist_dir}: {error.strerror}") from None
+        raise StampError(f"cannot write {dist_dir / name}: {error.strerror}") from None
 
 
 def _fsync_dir(path: Path) -> None:
