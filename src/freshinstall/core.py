@@ -236,8 +236,8 @@ def _project_lock(project: Project, reporter: Reporter) -> Iterator[None]:
     import filelock
 
     path = project.dist_dir / stamp.LOCKNAME
+    stamp.make_dist_dir(project.dist_dir)
     try:
-        project.dist_dir.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(path)
         try:
             lock.acquire(timeout=0)

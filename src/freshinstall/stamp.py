@@ -135,11 +135,23 @@ def write(dist_dir: Path, stamp: Stamp) -> None:
     _write_atomically(dist_dir, FILENAME, text)
 
 
+def make_dist_dir(dist_dir: Path) -> None:
+    """Create dist/ if needed; a clear error when something else has that name."""
+    if os.path.lexists(dist_dir) and not dist_dir.is_dir():
+        raise StampError(
+            f"{dist_dir} is not a directory; freshinstall keeps its wheel and stamp there"
+        )
+    try:
+        dist_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StampError(f"cannot create {dist_dir}: {error.strerror}") from None
+
+
 def _write_atomically(dist_dir: Path, name: str, text: str) -> None:
     import tempfile
 
+    make_dist_dir(dist_dir)
     try:
-        dist_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".freshinstall-", suffix=".tmp", dir=dist_dir)
         try:
             os.fchmod(fd, new_file_mode())
