@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,6 @@ from freshinstall.core import UP_TO_DATE, Decision, decide
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 CURRENT = "f" * 64
-KEY = ("uv-tool", "/tools")
 OPTIONS = ("--python", "3.12")
 
 
@@ -24,6 +25,11 @@ def dist(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def key(tmp_path: Path) -> tuple[str, str]:
+    return ("uv-tool", str(tmp_path / "tools"))
+
+
+@pytest.fixture
 def record(tmp_path: Path) -> Path:
     path = tmp_path / "tools/demo/lib/demo-1.0.dist-info/RECORD"
     path.parent.mkdir(parents=True)
@@ -32,12 +38,12 @@ def record(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fresh(dist: Path, record: Path) -> stamp.Stamp:
+def fresh(dist: Path, record: Path, key: tuple[str, str]) -> stamp.Stamp:
     """A stamp that is up to date for KEY."""
     wheel_sha = fingerprint.file_sha256(dist / WHEEL)
     install = stamp.Install(
-        installer=KEY[0],
-        target=KEY[1],
+        installer=key[0],
+        target=key[1],
         options=OPTIONS,
         wheel_sha256=wheel_sha,
         record=str(record),
@@ -46,83 +52,104 @@ def fresh(dist: Path, record: Path) -> stamp.Stamp:
     return stamp.Stamp(CURRENT, "demo", "1.0", WHEEL, wheel_sha, (install,), "0.1.0")
 
 
-def test_up_to_date(fresh: stamp.Stamp, dist: Path) -> None:
-    assert decide(CURRENT, fresh, KEY, OPTIONS, dist) == Decision(False, False, UP_TO_DATE)
+def test_up_to_date(fresh: stamp.Stamp, dist: Path, key: tuple[str, str]) -> None:
+    assert decide(CURRENT, fresh, key, OPTIONS, dist) == Decision(False, False, UP_TO_DATE)
 
 
-def test_force_builds_and_installs_even_when_up_to_date(fresh: stamp.Stamp, dist: Path) -> None:
-    assert decide(CURRENT, fresh, KEY, OPTIONS, dist, force=True) == Decision(True, True, "--force")
+def test_force_builds_and_installs_even_when_up_to_date(
+    fresh: stamp.Stamp, dist: Path, key: tuple[str, str]
+) -> None:
+    assert decide(CURRENT, fresh, key, OPTIONS, dist, force=True) == Decision(True, True, "--force")
 
 
-def test_no_stamp_builds(dist: Path) -> None:
-    assert decide(CURRENT, None, KEY, OPTIONS, dist) == Decision(
+def test_no_stamp_builds(dist: Path, key: tuple[str, str]) -> None:
+    assert decide(CURRENT, None, key, OPTIONS, dist) == Decision(
         True, True, "never built by freshinstall"
     )
 
 
-def test_changed_fingerprint_builds(fresh: stamp.Stamp, dist: Path) -> None:
-    assert decide("0" * 64, fresh, KEY, OPTIONS, dist) == Decision(
+def test_changed_fingerprint_builds(fresh: stamp.Stamp, dist: Path, key: tuple[str, str]) -> None:
+    assert decide("0" * 64, fresh, key, OPTIONS, dist) == Decision(
         True, True, "the source changed since the last build"
     )
 
 
-def test_missing_wheel_builds(fresh: stamp.Stamp, dist: Path) -> None:
+def test_missing_wheel_builds(fresh: stamp.Stamp, dist: Path, key: tuple[str, str]) -> None:
     (dist / WHEEL).unlink()
-    assert decide(CURRENT, fresh, KEY, OPTIONS, dist) == Decision(
+    assert decide(CURRENT, fresh, key, OPTIONS, dist) == Decision(
         True, True, f"dist/{WHEEL} is missing"
     )
 
 
-def test_changed_wheel_builds(fresh: stamp.Stamp, dist: Path) -> None:
+def test_changed_wheel_builds(fresh: stamp.Stamp, dist: Path, key: tuple[str, str]) -> None:
     (dist / WHEEL).write_bytes(b"PK another wheel")
-    assert decide(CURRENT, fresh, KEY, OPTIONS, dist) == Decision(
+    assert decide(CURRENT, fresh, key, OPTIONS, dist) == Decision(
         True, True, f"dist/{WHEEL} changed after the build"
     )
 
 
-@pytest.mark.parametrize(
-    "key",
-    [("uv-tool", "/other-tools"), ("pipx", "/tools")],
-    ids=["other-target", "other-installer"],
-)
+@pytest.mark.parametrize("other", ["other-target", "other-installer"])
 def test_no_install_for_this_key_installs_without_building(
-    fresh: stamp.Stamp, dist: Path, key: tuple[str, str]
+    fresh: stamp.Stamp, dist: Path, key: tuple[str, str], other: str
 ) -> None:
-    assert decide(CURRENT, fresh, key, OPTIONS, dist) == Decision(
+    elsewhere = (key[0], "/other-tools") if other == "other-target" else ("pipx", key[1])
+    assert decide(CURRENT, fresh, elsewhere, OPTIONS, dist) == Decision(
         False, True, "not installed here yet"
     )
 
 
 @pytest.mark.parametrize("options", [(), ("--python", "3.13"), ("--python", "3.12", "--with", "x")])
 def test_changed_options_reinstall_without_building(
-    fresh: stamp.Stamp, dist: Path, options: tuple[str, ...]
+    fresh: stamp.Stamp, dist: Path, options: tuple[str, ...], key: tuple[str, str]
 ) -> None:
-    assert decide(CURRENT, fresh, KEY, options, dist) == Decision(
+    assert decide(CURRENT, fresh, key, options, dist) == Decision(
         False, True, "the install options changed"
     )
 
 
 def test_install_of_an_older_wheel_installs_without_building(
-    fresh: stamp.Stamp, dist: Path
+    fresh: stamp.Stamp, dist: Path, key: tuple[str, str]
 ) -> None:
     (old,) = fresh.installs
     stale = fresh.with_install(
-        stamp.Install(*KEY, OPTIONS, "0" * 64, old.record, old.record_sha256)
+        stamp.Install(*key, OPTIONS, "0" * 64, old.record, old.record_sha256)
     )
-    assert decide(CURRENT, stale, KEY, OPTIONS, dist) == Decision(
+    assert decide(CURRENT, stale, key, OPTIONS, dist) == Decision(
         False, True, "not installed here yet"
     )
 
 
-def test_removed_install_reinstalls(fresh: stamp.Stamp, dist: Path, record: Path) -> None:
+def test_removed_install_reinstalls(
+    fresh: stamp.Stamp, dist: Path, record: Path, key: tuple[str, str]
+) -> None:
     record.unlink()
-    assert decide(CURRENT, fresh, KEY, OPTIONS, dist) == Decision(
+    assert decide(CURRENT, fresh, key, OPTIONS, dist) == Decision(
         False, True, "the installed copy was removed"
     )
 
 
-def test_replaced_install_reinstalls(fresh: stamp.Stamp, dist: Path, record: Path) -> None:
+def test_replaced_install_reinstalls(
+    fresh: stamp.Stamp, dist: Path, record: Path, key: tuple[str, str]
+) -> None:
     record.write_text("demo/__init__.py,,\nother/x.py,,\n", encoding="utf-8")
-    assert decide(CURRENT, fresh, KEY, OPTIONS, dist) == Decision(
+    assert decide(CURRENT, fresh, key, OPTIONS, dist) == Decision(
         False, True, "the installed copy was changed by another install"
+    )
+
+
+@pytest.mark.parametrize("where", ["outside", "fifo"])
+def test_record_outside_its_target_or_not_a_file_is_never_read(
+    fresh: stamp.Stamp, dist: Path, key: tuple[str, str], tmp_path: Path, where: str
+) -> None:
+    (install,) = fresh.installs
+    if where == "outside":
+        elsewhere = tmp_path / "elsewhere/RECORD"
+        elsewhere.parent.mkdir()
+        elsewhere.write_bytes(Path(install.record).read_bytes())
+    else:
+        elsewhere = Path(key[1]) / "fifo"
+        os.mkfifo(elsewhere)  # reading it would block forever
+    forged = fresh.with_install(dataclasses.replace(install, record=str(elsewhere)))
+    assert decide(CURRENT, forged, key, OPTIONS, dist) == Decision(
+        False, True, "the installed copy was removed"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import errno
 import hashlib
 import os
@@ -11,7 +10,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -389,13 +388,15 @@ def test_unreadable_file_raises_fingerprint_error(tree: Path) -> None:
 def test_read_error_is_translated_with_the_path(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(file: str, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+    real_open = os.open
+
+    def refuse(file: str, flags: int, *args: Any, **kwargs: Any) -> int:
         if file.endswith("cli.py"):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), file)
-        return builtins.open(file, mode, *args, **kwargs)
+        return real_open(file, flags, *args, **kwargs)
 
-    # Shadows the builtin inside the module only: the way root can still see a denied read.
-    monkeypatch.setattr(fingerprint, "open", refuse, raising=False)
+    # Refuses at the system call the hashing makes: the way root can still see a denied read.
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(FingerprintError, match=r"cannot read src/demo/cli\.py: Permission denied"):
         fingerprint.compute(tree)
 

@@ -251,14 +251,14 @@ def test_failed_write_keeps_the_old_stamp_and_no_temp_file(
 def test_write_over_a_directory_is_a_stamp_error(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     (dist / stamp.FILENAME).mkdir(parents=True)
-    with pytest.raises(StampError, match="cannot write .*freshinstall.json|is not a directory"):
+    with pytest.raises(StampError, match=r"cannot write .*freshinstall.json|is not a directory"):
         stamp.write(dist, STAMP)
     assert os.listdir(dist) == [stamp.FILENAME]
 
 
 def test_write_where_dist_is_a_file_is_a_stamp_error(tmp_path: Path) -> None:
     (tmp_path / "dist").write_text("not a directory", encoding="utf-8")
-    with pytest.raises(StampError, match="cannot write .*freshinstall.json|is not a directory"):
+    with pytest.raises(StampError, match=r"cannot write .*freshinstall.json|is not a directory"):
         stamp.write(tmp_path / "dist", STAMP)
 
 

@@ -1,6 +1,7 @@
 """The command line: parse, call the library, print, and map errors to exit codes.
 
-Exit codes: 0 success, 1 an error freshinstall reports, 2 a usage error, 130 interrupted.
+Exit codes: 0 success, 1 an error freshinstall reports, 2 a usage error, 130 interrupted;
+``status`` and ``doctor`` exit 1 for "stale" / "problems found" and 2 for an error.
 Progress and timings go to stderr; the result (or exactly one JSON object) goes to stdout.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,26 @@ from typing import Any
 import click
 
 from freshinstall import __version__
-from freshinstall.core import Options, Outcome, fingerprint_project, freshen
+from freshinstall.config import parse_config_settings
+from freshinstall.core import Options, Outcome, fingerprint_project, freshen, load_settings
 from freshinstall.errors import FreshinstallError
+from freshinstall.install import INSTALLERS
 from freshinstall.project import load_project
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: status and doctor: 1 means "stale" / "problems found", so an error that left them unable to
+#: tell is 2.
+EXIT_CANNOT_TELL = 2
 
 
 class _Settings:
     """Set by the options of the running command, read by the error boundary in main()."""
 
     traceback = False
+    #: The exit code of an error (status and doctor use EXIT_CANNOT_TELL).
+    error_exit = EXIT_ERROR
 
 
 def use_color(stream: Any) -> bool:
@@ -105,16 +113,63 @@ def cli() -> None:
     """Install a Python command-line tool from its source, freshly and only when it changed."""
 
 
+def install_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose how and where to install (shared by install and watch)."""
+    decorators = [
+        click.option(
+            "--installer",
+            type=click.Choice(INSTALLERS),
+            help="How to install: uv tool (default), uv pip or pip into an environment, pipx.",
+        ),
+        click.option(
+            "--python",
+            metavar="PYTHON",
+            help="The tool's interpreter (uv-tool, pipx), or the target environment: an "
+            "interpreter or a virtual environment directory (uv-pip, pip).",
+        ),
+        click.option(
+            "--with",
+            "with_",
+            multiple=True,
+            metavar="REQUIREMENT",
+            help="Also install this requirement (repeatable).",
+        ),
+        click.option(
+            "--editable/--no-editable",
+            default=None,
+            help="Install in editable mode: reinstall only when the metadata changes.",
+        ),
+        click.option(
+            "-C",
+            "--config-setting",
+            "config_settings",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A config setting for the build backend (repeatable).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def make_options(path: Path, values: dict[str, Any], **flags: bool) -> Options:
+    """Options from the parsed install options; empty repeatables count as "not given"."""
+    settings = values.pop("config_settings")
+    return Options(
+        path=path,
+        installer=values.pop("installer"),
+        python=values.pop("python"),
+        with_=values.pop("with_") or None,
+        editable=values.pop("editable"),
+        config_settings=parse_config_settings(settings) if settings else None,
+        **flags,
+    )
+
+
 @cli.command("install")
 @path_argument
-@click.option("--python", metavar="PYTHON", help="The interpreter to install with (passed to uv).")
-@click.option(
-    "--with",
-    "with_",
-    multiple=True,
-    metavar="REQUIREMENT",
-    help="Also install this requirement (repeatable).",
-)
+@install_options
 @click.option("--force", is_flag=True, help="Rebuild and reinstall even when nothing changed.")
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
 @json_option
@@ -122,18 +177,15 @@ def cli() -> None:
 @quiet_option
 def install_command(
     path: Path,
-    python: str | None,
-    with_: tuple[str, ...],
     force: bool,
     dry_run: bool,
     as_json: bool,
     verbose: bool,
     quiet: bool,
+    **install: Any,
 ) -> int:
     """Build and install PATH (default: .) when its source changed since the last install."""
-    options = Options(
-        path=path, python=python, with_=with_, force=force, dry_run=dry_run, stream=verbose
-    )
+    options = make_options(path, install, force=force, dry_run=dry_run, stream=verbose)
     outcome = freshen(options, StderrReporter(quiet=quiet))
     if as_json:
         click.echo(json.dumps(asdict(outcome), sort_keys=True))
@@ -144,11 +196,22 @@ def install_command(
 
 @cli.command("fingerprint")
 @path_argument
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every file; neither read nor write the stat cache in dist/.",
+)
 @json_option
 @verbose_option
-def fingerprint_command(path: Path, as_json: bool, verbose: bool) -> int:  # noqa: ARG001
+def fingerprint_command(
+    path: Path,
+    no_cache: bool,
+    as_json: bool,
+    verbose: bool,  # noqa: ARG001
+) -> int:
     """Print the fingerprint of PATH's build inputs: one hex line, e.g. for a CI cache key."""
-    _, result = fingerprint_project(load_project(path))
+    project = load_project(path)
+    _, result = fingerprint_project(project, load_settings(project), use_cache=not no_cache)
     if as_json:
         click.echo(
             json.dumps(
@@ -161,6 +224,123 @@ def fingerprint_command(path: Path, as_json: bool, verbose: bool) -> int:  # noq
         )
     else:
         click.echo(result.digest)
+    return 0
+
+
+@cli.command("status")
+@path_argument
+@install_options
+@json_option
+@verbose_option
+def status_command(path: Path, as_json: bool, verbose: bool, **install: Any) -> int:  # noqa: ARG001
+    """Say whether PATH's installed tool is up to date, and if not, why; change nothing.
+
+    Takes the install options, to compare with the install they would make. Exit codes: 0 up
+    to date, 1 stale, 2 error.
+    """
+    from freshinstall.status import check
+
+    _Settings.error_exit = EXIT_CANNOT_TELL
+    result = check(make_options(path, install))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), sort_keys=True))
+    else:
+        click.echo("\n".join(result.lines()))
+    return 0 if result.fresh else 1
+
+
+@cli.command("doctor")
+@path_argument
+@click.option(
+    "--python",
+    metavar="PYTHON",
+    help="Also check the environment of this interpreter or virtual environment directory "
+    "(default: the active VIRTUAL_ENV).",
+)
+@json_option
+@verbose_option
+def doctor_command(path: Path, python: str | None, as_json: bool, verbose: bool) -> int:  # noqa: ARG001
+    """Explain why an installed copy of PATH runs old code: a line per problem, with its fix.
+
+    Compares the uv tool and pipx copies (and --python's) with a fresh build, also copies
+    installed without freshinstall, and checks PATH, leftovers in the tree and uv. Exit codes:
+    0 no problems, 1 problems found, 2 error.
+    """
+    from freshinstall.doctor import diagnose
+
+    _Settings.error_exit = EXIT_CANNOT_TELL
+    report = diagnose(path, python=python, reporter=StderrReporter(quiet=False))
+    if as_json:
+        click.echo(json.dumps(report.to_json(), sort_keys=True))
+    else:
+        click.echo("\n".join(report.lines()))
+    return 1 if report.findings else 0
+
+
+@cli.command("watch")
+@path_argument
+@install_options
+@click.option(
+    "--poll",
+    is_flag=True,
+    envvar="FRESHINSTALL_WATCH_POLL",
+    help="Poll for changes every 0.5 s instead of using watchfiles (FRESHINSTALL_WATCH_POLL=1).",
+)
+@verbose_option
+@quiet_option
+def watch_command(path: Path, poll: bool, verbose: bool, quiet: bool, **install: Any) -> int:
+    """Install PATH now and again after every change to its source, until Ctrl-C.
+
+    A failed build is reported and watching goes on.
+    """
+    from freshinstall.watch import Run, watch
+
+    options = make_options(path, install, stream=verbose)
+
+    def report(run: Run) -> None:
+        if run.error is not None:
+            show_error(run.error)
+        elif run.outcome and not quiet and (run.first or not run.outcome.up_to_date):
+            click.echo(describe(run.outcome))
+        if run.first and not quiet:
+            click.echo(f"watching {path} for changes (Ctrl-C stops)", err=True)
+
+    try:
+        watch(options, StderrReporter(quiet=quiet), report, poll=poll)
+    except KeyboardInterrupt:
+        click.echo("stopped watching", err=True)
+    return 0
+
+
+@cli.command("clean")
+@path_argument
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    callback=_verbose_callback,
+    help="Also say what was kept, and why; show tracebacks.",
+)
+@quiet_option
+def clean_command(path: Path, dry_run: bool, verbose: bool, quiet: bool) -> int:
+    """Remove what freshinstall can prove is a build artefact of PATH, and nothing else.
+
+    Its own wheels and files in dist/, setuptools' build/ and *.egg-info; never a file git
+    tracks, never anyone else's. Prints the paths removed (or, with --dry-run, to remove).
+    """
+    from freshinstall.clean import clean
+
+    plan = clean(load_project(path), StderrReporter(quiet=quiet), dry_run=dry_run)
+    for item in plan.remove:
+        click.echo(path / item.path)
+    if verbose:
+        for item in plan.keep:
+            click.echo(f"kept {path / item.path}: {item.reason}", err=True)
+    if not quiet:
+        count = len(plan.remove)
+        done = f"{'would remove' if dry_run else 'removed'} {count} path{'s' * (count != 1)}"
+        click.echo(done if count else "nothing to clean", err=True)
     return 0
 
 
@@ -185,6 +365,7 @@ def describe(outcome: Outcome) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code (never raises, except SystemExit)."""
     _Settings.traceback = False
+    _Settings.error_exit = EXIT_ERROR
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None,
@@ -202,27 +383,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    except FreshinstallError as error:
-        if error.output and not _Settings.traceback:
-            click.echo(error.output.rstrip("\n"), err=True)
-        if _Settings.traceback:
-            _print_traceback()
-        click.echo(f"error: {error}", err=True)
-        return EXIT_ERROR
-    except OSError as error:
-        # Anything the modules did not translate is still one line, not a traceback.
-        if _Settings.traceback:
-            _print_traceback()
-        where = f": {error.filename}" if error.filename else ""
-        click.echo(f"error: {error.strerror or error}{where}", err=True)
-        return EXIT_ERROR
+    except (FreshinstallError, OSError) as error:
+        show_error(error)
+        return _Settings.error_exit
     return result if isinstance(result, int) else 0
 
 
-def _print_traceback() -> None:
-    import traceback
+def show_error(error: FreshinstallError | OSError) -> None:
+    """The failing tool's output (unless it was streamed), then ``error: <one line>``."""
+    if isinstance(error, FreshinstallError) and error.output and not _Settings.traceback:
+        click.echo(error.output.rstrip("\n"), err=True)
+    if _Settings.traceback:
+        import traceback
 
-    traceback.print_exc()
+        traceback.print_exception(error)
+    if isinstance(error, FreshinstallError):
+        click.echo(f"error: {error}", err=True)
+    else:
+        # Anything the modules did not translate is still one line, not a traceback.
+        where = f": {error.filename}" if error.filename else ""
+        click.echo(f"error: {error.strerror or error}{where}", err=True)
 
 
 def run() -> None:

@@ -14,8 +14,9 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from freshinstall._process import run_bytes
+from freshinstall._process import last_line, run_bytes
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
 
 #: Bumped whenever the hashing changes, so that old stamps stop matching.
@@ -23,29 +24,19 @@ SCHEME = "freshinstall-fingerprint-1"
 CHUNK = 1 << 20
 
 #: Directories that are tool output wherever they are (unless git tracks files in them).
-OUTPUT_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "__pycache__",
-        ".tox",
-        ".nox",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".hypothesis",
-    }
-)
+_VCS_AND_TOX = (".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".hypothesis")
+OUTPUT_DIRS = frozenset({*_VCS_AND_TOX, ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 #: Directories that are output only at the project root: `src/build/` is source, and so is a
 #: root `build/` that is a package (has an `__init__.py`; setuptools never writes one there).
 ROOT_OUTPUT_DIRS = frozenset({"build", "dist"})
 OUTPUT_SUFFIXES = (".pyc", ".pyo")
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """One input file: ``kind`` is ``f`` (plain), ``x`` (executable) or ``l`` (symlink)."""
+class FileEntry(NamedTuple):
+    """One input file: ``kind`` is ``f`` (plain), ``x`` (executable) or ``l`` (symlink).
+
+    A NamedTuple, not a frozen dataclass: one is made per file per run, three times faster.
+    """
 
     path: str
     kind: str
@@ -74,21 +65,22 @@ def combine(
     entries: Iterable[FileEntry | None], extras: Mapping[str, str] | None = None
 ) -> Fingerprint:
     """Fold file entries (None for files that vanished) and extra inputs into one digest."""
-    files = sorted((entry for entry in entries if entry is not None), key=_sort_key)
+    files = sorted(entry for entry in entries if entry is not None)
+    try:
+        # Without undecodable names (the rule), str order is the UTF-8 byte order.
+        data = _records(files).encode()
+    except UnicodeEncodeError:
+        files.sort(key=lambda entry: os.fsencode(entry.path))
+        data = os.fsencode(_records(files))
     extras = dict(sorted((extras or {}).items()))
-    digest = hashlib.sha256(SCHEME.encode() + b"\n")
-    for entry in files:
-        digest.update(
-            b"F\0%s\0%s\0%s\n"
-            % (os.fsencode(entry.path), entry.kind.encode(), entry.digest.encode())
-        )
+    digest = hashlib.sha256(SCHEME.encode() + b"\n" + data)
     for key, value in extras.items():
         digest.update(b"E\0%s\0%s\n" % (key.encode(), value.encode("utf-8", "surrogateescape")))
     return Fingerprint(digest.hexdigest(), tuple(files), extras)
 
 
-def _sort_key(entry: FileEntry) -> bytes:
-    return os.fsencode(entry.path)
+def _records(files: list[FileEntry]) -> str:
+    return "".join([f"F\0{path}\0{kind}\0{digest}\n" for path, kind, digest in files])
 
 
 def hash_entry(root: Path, relpath: str, copy_to: Path | None = None) -> FileEntry | None:
@@ -103,48 +95,66 @@ def hash_entry(root: Path, relpath: str, copy_to: Path | None = None) -> FileEnt
         return None
     except OSError as error:
         raise FingerprintError(f"cannot read {relpath}: {error.strerror}") from None
+    return hash_stat(source, relpath, info, copy_to)
+
+
+def hash_stat(
+    source: str, relpath: str, info: os.stat_result, copy_to: Path | None = None
+) -> FileEntry | None:
+    """Hash the file ``source`` whose ``lstat`` is ``info`` (see :func:`hash_entry`)."""
     if stat.S_ISLNK(info.st_mode):
         # A symlink is hashed as a link (its target text), never followed out of the tree.
-        target = os.readlink(source)
+        try:
+            target = os.readlink(source)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise FingerprintError(f"cannot read {relpath}: {error.strerror}") from None
         if copy_to is not None:
             _make_parent(copy_to)
             os.symlink(target, copy_to)
         return FileEntry(relpath, "l", hashlib.sha256(os.fsencode(target)).hexdigest())
     if not stat.S_ISREG(info.st_mode):
         return None
-    kind = "x" if info.st_mode & 0o111 else "f"
     try:
         digest = _hash_contents(source, copy_to, info.st_mode)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise FingerprintError(f"cannot read {relpath}: {error.strerror}") from None
-    return FileEntry(relpath, kind, digest)
+    return FileEntry(relpath, kind_of(info.st_mode), digest)
+
+
+def kind_of(mode: int) -> str:
+    """``l`` for a symlink, ``x`` for a file with any executable bit, else ``f``."""
+    if stat.S_ISLNK(mode):
+        return "l"
+    return "x" if mode & 0o111 else "f"
 
 
 def _hash_contents(source: str, copy_to: Path | None, mode: int) -> str:
+    # os.open/os.read rather than open(): a third less CPU per small file (no buffered reader).
     digest = hashlib.sha256()
-    with open(source, "rb") as reader:
+    reader = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
         if copy_to is None:
-            while chunk := reader.read(CHUNK):
+            while chunk := os.read(reader, CHUNK):
                 digest.update(chunk)
         else:
             _make_parent(copy_to)
             with open(copy_to, "xb") as writer:
-                while chunk := reader.read(CHUNK):
+                while chunk := os.read(reader, CHUNK):
                     digest.update(chunk)
                     writer.write(chunk)
             os.chmod(copy_to, stat.S_IMODE(mode) | stat.S_IRUSR | stat.S_IWUSR)
+    finally:
+        os.close(reader)
     return digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
     """The sha256 of a file's contents, read in fixed-size chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _hash_contents(os.fspath(path), None, 0)
 
 
 def new_file_mode() -> int:
@@ -172,7 +182,10 @@ def snapshot(
 def list_inputs(root: Path) -> list[str]:
     """Relative paths of the files under ``root`` that can reach a build, sorted."""
     entries = _list_outside_git(root) if find_git_dir(root) is None else _git_ls_files(root, [])
-    return sorted(set(_without_outputs(root, entries)), key=os.fsencode)
+    paths = sorted(set(_without_outputs(root, entries)))
+    if not all(path.isascii() for path in paths):
+        paths.sort(key=os.fsencode)  # by bytes, as git sorts, even for undecodable names
+    return paths
 
 
 def find_git_dir(root: Path) -> Path | None:
@@ -184,17 +197,12 @@ def find_git_dir(root: Path) -> Path | None:
 
 
 def _git_ls_files(root: Path, git_options: list[str]) -> list[tuple[str, bool]]:
-    """(path, tracked) pairs from ``git ls-files``, which applies .gitignore exactly as git does."""
-    argv = [
-        "git",
-        *git_options,
-        "ls-files",
-        "-z",
-        "-t",
-        "--cached",
-        "--others",
-        "--exclude-standard",
-    ]
+    """(path, tracked) pairs from ``git ls-files``, which applies .gitignore exactly as git does.
+
+    Submodules and embedded repositories (mode 160000) come back as directories, ``sub/``.
+    """
+    argv = ["git", *git_options, "ls-files", "-z", "-t", "--stage"]
+    argv += ["--cached", "--others", "--exclude-standard"]
     try:
         output = run_bytes(argv, cwd=root, env=_git_env(scratch=bool(git_options)))
     except ToolNotFoundError:
@@ -203,14 +211,15 @@ def _git_ls_files(root: Path, git_options: list[str]) -> list[tuple[str, bool]]:
         raise FingerprintError(f"{root} is in a git work tree but git is not installed") from None
     except CommandError as error:
         raise FingerprintError(
-            f"git could not list the files of {root}: {error.output.strip()}"
+            f"git could not list the files of {root}: {last_line(error.output)}"
         ) from None
     entries = []
-    for record in output.split(b"\0"):
-        if not record:
-            continue
-        tag, path = record[:1], os.fsdecode(record[2:])
-        entries.append((path, tag != b"?"))
+    for record in os.fsdecode(output).split("\0"):
+        if record[:1] == "?":  # untracked: "? PATH"
+            entries.append((record[2:], False))
+        elif record:  # tracked: "TAG MODE OBJECT STAGE\tPATH", mode 160000 for a submodule
+            path = record[record.index("\t") + 1 :]
+            entries.append((f"{path}/" if record[2:8] == "160000" else path, True))
     return entries
 
 
@@ -244,6 +253,8 @@ def _walk(root: Path, prefix: str) -> Iterator[str]:
     try:
         with os.scandir(os.path.join(root, prefix) if prefix else root) as scan:
             children = list(scan)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # gone, or a submodule that is not checked out: no files in it
     except OSError as error:
         raise FingerprintError(f"cannot list {prefix or root}: {error.strerror}") from None
     for child in children:
@@ -265,19 +276,11 @@ def _without_outputs(root: Path, entries: list[tuple[str, bool]]) -> Iterator[st
             # Even where git tracks it: freshinstall writes its wheel and stamp there, and
             # counting them would make every install change the next fingerprint.
             continue
-        if path.endswith("/") or (tracked and _is_real_dir(os.path.join(root, path))):
+        if path.endswith("/"):
             inner_paths = _walk(root, path.rstrip("/") + "/")
             yield from (inner for inner in inner_paths if not is_output(inner, venvs, root_outputs))
         elif tracked or not is_output(path, venvs, root_outputs):
             yield path
-
-
-def _is_real_dir(path: str) -> bool:
-    """A directory, not a symlink to one: links are hashed as links, never followed."""
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def root_output_dirs(root: Path) -> frozenset[str]:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from freshinstall._process import run
+from freshinstall._process import last_line, run
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
+from freshinstall.project import table
 
 #: Build requirements that derive the version from version control.
 VCS_PLUGINS = frozenset(
@@ -47,12 +48,12 @@ ENV_PREFIXES = (
 
 def uses_vcs_version(pyproject: Mapping[str, Any]) -> bool:
     """Whether the version comes from version control, judged from pyproject.toml alone."""
-    requires = _table(pyproject, "build-system").get("requires", [])
+    requires = table(pyproject, "build-system").get("requires", [])
     for requirement in requires if isinstance(requires, list) else []:
         name = _requirement_name(requirement)
         if name in VCS_PLUGINS:
             return True
-    tool = _table(pyproject, "tool")
+    tool = table(pyproject, "tool")
     if {
         "setuptools_scm",
         "setuptools-scm",
@@ -60,16 +61,9 @@ def uses_vcs_version(pyproject: Mapping[str, Any]) -> bool:
         "poetry-dynamic-versioning",
     } & tool.keys():
         return True
-    hatch_source = _table(pyproject, "tool", "hatch", "version").get("source")
-    pdm_source = _table(pyproject, "tool", "pdm", "version").get("source")
+    hatch_source = table(pyproject, "tool", "hatch", "version").get("source")
+    pdm_source = table(pyproject, "tool", "pdm", "version").get("source")
     return hatch_source == "vcs" or pdm_source == "scm"
-
-
-def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
-    for key in keys:
-        value = data.get(key)
-        data = value if isinstance(value, dict) else {}
-    return data
 
 
 def _requirement_name(requirement: object) -> str:
@@ -107,5 +101,7 @@ def vcs_state(root: Path) -> str:
     except CommandError as error:
         if "not a git repository" in error.output or "No names found" in error.output:
             return "no repository"
-        raise FingerprintError(f"git could not describe {root}: {error.output.strip()}") from None
+        raise FingerprintError(
+            f"git could not describe {root}: {last_line(error.output)}"
+        ) from None
     return f"{describe}\n{status}"

@@ -1,7 +1,8 @@
-"""Installers: put one wheel where the user runs it, and say where its RECORD ended up.
+"""Installers: put a wheel (or, editable, the project) where the user runs it.
 
-install.py knows nothing about fingerprints or stamps; it installs a wheel and reports the
-installed distribution's RECORD file, which the caller uses to notice later removals.
+install.py knows nothing about fingerprints or stamps. Each installer says where it installs
+(its *target*: the uv tool dir, a virtual environment, the pipx home), installs, and reports
+the installed distribution's RECORD file, which the caller uses to notice later removals.
 """
 
 from __future__ import annotations
@@ -11,21 +12,49 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from freshinstall._process import last_line, run
 from freshinstall.errors import CommandError, InstallError, ToolNotFoundError
 
+INSTALLERS = ("uv-tool", "uv-pip", "pip", "pipx")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to install: ``wheel``, or with ``editable`` the project directory ``source``."""
+
+    project: str
+    source: Path
+    wheel: Path | None = None
+
+    @property
+    def editable(self) -> bool:
+        return self.wheel is None
+
+    @property
+    def requirement(self) -> str:
+        """The wheel as a PEP 508 direct reference: uv and pip would read a plain path holding
+        ``#`` or `` ;`` as a URL fragment or an environment marker."""
+        if self.wheel is None:
+            raise ValueError("an editable request has no wheel")
+        return f"{self.project} @ {self.wheel.absolute().as_uri()}"
+
 
 @dataclass(frozen=True)
 class InstallResult:
-    """Where a wheel was installed; ``record`` is the installed distribution's RECORD file."""
+    """Where it was installed; ``record`` is the installed distribution's RECORD file."""
 
     installer: str
     target: str
     record: Path
     seconds: float
+
+    @property
+    def version(self) -> str:
+        return self.record.parent.name.removesuffix(".dist-info").rpartition("-")[2]
 
 
 @functools.cache
@@ -49,102 +78,285 @@ def find_uv() -> str:
         raise ToolNotFoundError("uv", "install it with `pip install uv`") from None
 
 
-class UvToolInstaller:
-    """``uv tool install``: one isolated environment per tool, its scripts on uv's bin dir."""
+@dataclass
+class Installer:
+    """What every installer shares: the options that shape an install, and how to run it."""
 
-    name = "uv-tool"
+    name: ClassVar[str] = "installer"
+    #: The environment variables the target is resolved from.
+    locator_variables: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(
-        self,
-        *,
-        python: str | None = None,
-        with_: tuple[str, ...] = (),
-        stream: bool = False,
-    ) -> None:
-        self.python = python
-        self.with_ = with_
-        self.stream = stream
+    python: str | None = None
+    with_: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    editable: bool = False
+    stream: bool = False
+    _target: str | None = field(default=None, init=False, repr=False)
 
     @property
     def options(self) -> tuple[str, ...]:
-        """The options that shape the install; part of the target's identity in the stamp."""
+        """The options that shape the install; stamped, so that changing them reinstalls."""
         options: list[str] = []
         if self.python:
             options += ["--python", self.python]
         for requirement in self.with_:
             options += ["--with", requirement]
-        return tuple(options)
+        if self.editable:
+            options.append("--editable")
+        return (*options, *self.extra_args)
 
     def locator(self) -> str:
-        """Everything uv resolves its tool directory from, so a stamped target can be reused.
-
-        uv's documented rule: ``UV_TOOL_DIR``, else ``$XDG_DATA_HOME/uv/tools``, else
-        ``~/.local/share/uv/tools`` (``%APPDATA%\\uv\\data\\tools`` on Windows); a relative
-        path is relative to the working directory. Asking ``uv tool dir`` costs a subprocess
-        on every no-change run, which this avoids.
-        """
-        names = ("UV_TOOL_DIR", "XDG_DATA_HOME", "HOME", "APPDATA")
-        values = [f"{name}={os.environ.get(name, '')}" for name in names]
-        if not os.path.isabs(os.environ.get("UV_TOOL_DIR") or "/"):
-            values.append(f"cwd={os.getcwd()}")
+        """The settings the target is resolved from; while they are unchanged, a stamped
+        target is reused without asking the installer (which costs a subprocess)."""
+        values = [f"{name}={os.environ.get(name, '')}" for name in self.locator_variables]
+        values.append(f"python={self.python or ''}")
+        values.append(f"cwd={os.getcwd()}")
         return "\n".join(values)
 
     def target(self) -> str:
-        """uv's tool directory, as uv itself resolves it (UV_TOOL_DIR, XDG_DATA_HOME, ...)."""
+        if self._target is None:
+            self._target = self.resolve_target()
+        return self._target
+
+    def resolve_target(self) -> str:  # pragma: no cover - every installer defines it
+        raise NotImplementedError
+
+    def install(self, request: Request) -> InstallResult:
+        start = time.monotonic()
+        self.run_install(request)
+        record = self.find_installed_record(request.project)
+        if record is None:
+            raise InstallError(
+                f"{self.name} reported success but {request.project} is not in {self.target()}"
+            )
+        return InstallResult(self.name, self.target(), record, time.monotonic() - start)
+
+    def run_install(self, request: Request) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def find_installed_record(self, project: str) -> Path | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _run(self, argv: list[str], what: str) -> None:
+        try:
+            run(argv, stream=self.stream)
+        except CommandError as error:
+            raise InstallError(f"{what}: {last_line(error.output)}", error.output) from None
+
+
+class UvToolInstaller(Installer):
+    """``uv tool install``: one isolated environment per tool, its scripts on uv's bin dir."""
+
+    name = "uv-tool"
+    # uv's documented rule: UV_TOOL_DIR, else $XDG_DATA_HOME/uv/tools, else
+    # ~/.local/share/uv/tools (%APPDATA%\uv\data\tools on Windows).
+    locator_variables = ("UV_TOOL_DIR", "XDG_DATA_HOME", "HOME", "APPDATA")
+
+    def resolve_target(self) -> str:
         try:
             return run([find_uv(), "tool", "dir"]).strip()
         except CommandError as error:
             raise InstallError(
-                f"`uv tool dir` failed: {error.output.strip()}", error.output
+                f"`uv tool dir` failed: {last_line(error.output)}", error.output
             ) from None
 
-    def install(self, wheel: Path, project: str) -> InstallResult:
-        start = time.monotonic()
-        dist_info = wheel_dist_info(wheel)
-        if not wheel_console_scripts(wheel):
+    def run_install(self, request: Request) -> None:
+        if request.wheel is not None and not wheel_console_scripts(request.wheel):
             raise InstallError(
-                f"{project} declares no console scripts, so `uv tool install` has nothing to "
-                "install; use --installer uv-pip to install it into an environment"
+                f"{request.project} declares no console scripts, so `uv tool install` has nothing "
+                "to install; use --installer uv-pip to install it into an environment"
             )
-        argv = [
-            find_uv(),
-            "tool",
-            "install",
-            "--force",
-            "--reinstall-package",
-            project,
-            *self.options,
-            str(wheel),
-        ]
+        argv = [find_uv(), "tool", "install", "--force", "--reinstall-package", request.project]
+        if self.python:
+            argv += ["--python", self.python]
+        for requirement in self.with_:
+            argv += ["--with", requirement]
+        argv += self.extra_args
+        argv += ["--editable", str(request.source)] if request.editable else [request.requirement]
+        self._run(argv, "uv tool install")
+
+    def find_installed_record(self, project: str) -> Path | None:
+        return find_record(venv_site_packages(Path(self.target()) / canonical(project)), project)
+
+
+class _EnvironmentInstaller(Installer):
+    """Installers into one existing environment: ``--python`` or the active virtual environment."""
+
+    locator_variables = ("VIRTUAL_ENV",)
+
+    @functools.cached_property
+    def interpreter(self) -> str:
+        """The target environment's interpreter; never the system one by accident."""
+        if self.python:
+            path = Path(self.python)
+            if path.is_dir():
+                candidate = path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+                if not candidate.exists():
+                    raise InstallError(
+                        f"{self.python} is a directory but not a virtual environment"
+                    )
+                return str(candidate)
+            found = shutil.which(self.python)
+            if found is None:
+                raise InstallError(f"--python {self.python}: no such interpreter")
+            return found
+        venv = os.environ.get("VIRTUAL_ENV")
+        if venv:
+            return str(Path(venv) / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+        raise InstallError(
+            f"--installer {self.name} needs a target environment: pass --python PATH (an "
+            "interpreter or a virtual environment) or activate a virtual environment"
+        )
+
+    def resolve_target(self) -> str:
+        return self._ask(["import sys", "print(sys.prefix)"])
+
+    def find_installed_record(self, project: str) -> Path | None:
+        site = self._ask(["import sysconfig", "print(sysconfig.get_paths()['purelib'])"])
+        return find_record(Path(site), project)
+
+    def _ask(self, lines: list[str]) -> str:
         try:
-            run(argv, stream=self.stream)
+            return run([self.interpreter, "-c", "; ".join(lines)]).strip()
         except CommandError as error:
             raise InstallError(
-                f"uv tool install: {last_line(error.output)}", error.output
+                f"{self.interpreter} failed: {last_line(error.output)}", error.output
             ) from None
-        target = self.target()
-        from packaging.utils import canonicalize_name
-
-        env_dir = Path(target) / canonicalize_name(project)
-        record = find_record(env_dir, dist_info)
-        if record is None:
-            raise InstallError(f"uv reported success but {dist_info} is not in {env_dir}")
-        return InstallResult(self.name, target, record, time.monotonic() - start)
 
 
-def find_record(env_dir: Path, dist_info: str) -> Path | None:
-    """The RECORD of ``dist_info`` in the virtual environment at ``env_dir``."""
-    import glob
+class UvPipInstaller(_EnvironmentInstaller):
+    """``uv pip install`` into an environment; only the project itself is reinstalled."""
 
-    patterns = [
-        os.path.join(
-            glob.escape(str(env_dir)), "lib", "python*", "site-packages", dist_info, "RECORD"
-        ),
-        os.path.join(glob.escape(str(env_dir)), "Lib", "site-packages", dist_info, "RECORD"),
-    ]
-    for pattern in patterns:
-        for match in sorted(glob.glob(pattern)):
-            return Path(match)
+    name = "uv-pip"
+
+    def run_install(self, request: Request) -> None:
+        argv = [find_uv(), "pip", "install", "--python", self.interpreter]
+        argv += ["--reinstall-package", request.project, *self.extra_args]
+        argv += ["--editable", str(request.source)] if request.editable else [request.requirement]
+        self._run([*argv, *self.with_], "uv pip install")
+
+
+class PipInstaller(_EnvironmentInstaller):
+    """``pip install`` into an environment.
+
+    pip skips a wheel whose name and version are already installed, and ``--force-reinstall``
+    alone would reinstall every dependency too. So: one plain install that brings missing or
+    changed dependencies (the project itself is skipped when its version is unchanged), then
+    ``--force-reinstall --no-deps`` for the project alone.
+    """
+
+    name = "pip"
+
+    def run_install(self, request: Request) -> None:
+        pip = [self.interpreter, "-m", "pip"]
+        try:
+            run([*pip, "--version"])
+        except CommandError:
+            raise InstallError(
+                f"pip is not installed in the environment of {self.interpreter}; "
+                "use --installer uv-pip"
+            ) from None
+        if request.editable:  # pip always reinstalls editable requirements
+            self._run(
+                [*pip, "install", *self.extra_args, "-e", str(request.source), *self.with_],
+                "pip install",
+            )
+            return
+        wheel = request.requirement
+        self._run([*pip, "install", *self.extra_args, wheel, *self.with_], "pip install")
+        self._run(
+            [*pip, "install", "--force-reinstall", "--no-deps", *self.extra_args, wheel],
+            "pip install",
+        )
+
+
+class PipxInstaller(Installer):
+    """``pipx install --force``: pipx recreates the tool's environment from the wheel."""
+
+    name = "pipx"
+    locator_variables = ("PIPX_HOME", "XDG_DATA_HOME", "HOME")
+
+    @functools.cached_property
+    def pipx(self) -> list[str]:
+        found = shutil.which("pipx")
+        if found:
+            return [found]
+        import importlib.util
+
+        if importlib.util.find_spec("pipx") is not None:
+            return [sys.executable, "-m", "pipx"]
+        raise ToolNotFoundError("pipx", "install it with `pip install pipx`")
+
+    def resolve_target(self) -> str:
+        try:
+            return run([*self.pipx, "environment", "--value", "PIPX_HOME"]).strip()
+        except CommandError as error:
+            raise InstallError(
+                f"pipx environment: {last_line(error.output)}", error.output
+            ) from None
+
+    def run_install(self, request: Request) -> None:
+        argv = [*self.pipx, "install", "--force"]
+        if self.python:
+            argv += ["--python", self.python]
+        for requirement in self.with_:
+            argv += ["--preinstall", requirement]
+        argv += self.extra_args
+        argv += ["--editable", str(request.source)] if request.editable else [str(request.wheel)]
+        self._run(argv, "pipx install")
+
+    def find_installed_record(self, project: str) -> Path | None:
+        env = Path(self.target()) / "venvs" / canonical(project)
+        return find_record(venv_site_packages(env), project)
+
+
+def make_installer(
+    name: str,
+    *,
+    python: str | None = None,
+    with_: tuple[str, ...] = (),
+    extra_args: tuple[str, ...] = (),
+    editable: bool = False,
+    stream: bool = False,
+) -> Installer:
+    """The installer called ``name`` (one of INSTALLERS)."""
+    classes: dict[str, type[Installer]] = {
+        "uv-tool": UvToolInstaller,
+        "uv-pip": UvPipInstaller,
+        "pip": PipInstaller,
+        "pipx": PipxInstaller,
+    }
+    if name not in classes:
+        raise InstallError(f"unknown installer {name!r}; choose one of {', '.join(INSTALLERS)}")
+    return classes[name](
+        python=python, with_=with_, extra_args=extra_args, editable=editable, stream=stream
+    )
+
+
+def canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
+def venv_site_packages(env: Path) -> Path | None:
+    """The site-packages directory of the virtual environment at ``env``."""
+    windows = env / "Lib" / "site-packages"
+    if windows.is_dir():
+        return windows
+    return next(iter(sorted(env.glob("lib/python*/site-packages"))), None)
+
+
+def find_record(site_packages: Path | None, project: str) -> Path | None:
+    """The RECORD of ``project``'s ``*.dist-info`` in ``site_packages``."""
+    if site_packages is None or not site_packages.is_dir():
+        return None
+    wanted = canonical(project)
+    for entry in sorted(site_packages.iterdir()):
+        if entry.name.endswith(".dist-info"):
+            name = entry.name.removesuffix(".dist-info").rpartition("-")[0]
+            if canonical(name) == wanted and (entry / "RECORD").is_file():
+                return entry / "RECORD"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,14 @@ class Project:
     @property
     def dist_dir(self) -> Path:
         return self.root / "dist"
+
+
+def table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    """The nested table ``data[key1][key2]...``; empty where a level is missing or not a table."""
+    for key in keys:
+        value = data.get(key)
+        data = value if isinstance(value, dict) else {}
+    return data
 
 
 def load_project(path: str | os.PathLike[str]) -> Project:

@@ -39,9 +39,13 @@ class Install:
     #: was removed or replaced behind our back.
     record: str
     record_sha256: str
-    #: What the target was resolved from (see ``UvToolInstaller.locator``); while it is
+    #: What the target was resolved from (see ``Installer.locator``); while it is
     #: unchanged the stamped target is reused without asking the installer again.
     locator: str = ""
+    #: An editable install: it follows the source, and is redone only when ``metadata``
+    #: (the fingerprint of what shapes its metadata) changes.
+    editable: bool = False
+    metadata: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -58,6 +62,9 @@ class Stamp:
     wheel_sha256: str
     installs: tuple[Install, ...] = ()
     freshinstall: str = ""
+    #: Earlier wheels freshinstall wrote into dist/ that were still there at the last build, as
+    #: (file name, sha256): ``clean`` may remove them while their hash still matches.
+    wheels: tuple[tuple[str, str], ...] = ()
 
     def target_for(self, installer: str, locator: str) -> str | None:
         """The target stamped for ``installer`` when it was resolved from the same ``locator``."""
@@ -205,11 +212,16 @@ def _from_json(data: Any) -> Stamp:
             record=_str(item, "record"),
             record_sha256=_str(item, "record_sha256"),
             locator=_str(item, "locator") if "locator" in item else "",
+            editable=_bool(item, "editable") if "editable" in item else False,
+            metadata=_str(item, "metadata") if "metadata" in item else "",
         )
         for item in _list(data, "installs")
     )
     wheel = _str(data, "wheel")
-    if "/" in wheel or os.sep in wheel or not wheel.endswith(".whl"):
+    built = (wheel, _str(data, "wheel_sha256"), _str(data, "fingerprint"))
+    if built == ("", "", ""):
+        pass  # no build recorded yet: only editable installs
+    elif "/" in wheel or os.sep in wheel or not wheel.endswith(".whl"):
         raise ValueError(f"wheel {wheel!r} is not a wheel file name")
     return Stamp(
         fingerprint=_str(data, "fingerprint"),
@@ -219,7 +231,35 @@ def _from_json(data: Any) -> Stamp:
         wheel_sha256=_str(data, "wheel_sha256"),
         installs=installs,
         freshinstall=_str(data, "freshinstall"),
+        wheels=tuple(map(_wheel_pair, _list(data, "wheels") if "wheels" in data else [])),
     )
+
+
+def earlier_wheels(
+    previous: Stamp | None, dist_dir: Path, current: str
+) -> tuple[tuple[str, str], ...]:
+    """The wheels freshinstall wrote before ``current`` that are still in ``dist_dir``."""
+    if previous is None:
+        return ()
+    written = dict(previous.wheels)
+    if previous.wheel:
+        written[previous.wheel] = previous.wheel_sha256
+    return tuple(
+        (name, sha256)
+        for name, sha256 in written.items()
+        if name != current and os.path.lexists(dist_dir / name)
+    )
+
+
+def _wheel_pair(item: Any) -> tuple[str, str]:
+    match item:
+        case [str(name), str(sha256)]:
+            pass
+        case _:
+            raise TypeError("'wheels' must hold [file name, sha256] pairs")
+    if "/" in name or os.sep in name or "\0" in name or not name.endswith(".whl"):
+        raise ValueError(f"wheel {name!r} is not a wheel file name")
+    return name, sha256
 
 
 def _str(data: Any, key: str) -> str:
@@ -228,6 +268,13 @@ def _str(data: Any, key: str) -> str:
     value: str = data[key]
     if "\0" in value:
         raise ValueError(f"{key!r} holds a NUL character")
+    return value
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if not isinstance(value, bool):
+        raise TypeError(f"{key!r} must be true or false")
     return value
 
 
