@@ -12,7 +12,7 @@ import pytest
 
 from freshinstall import __version__, fingerprint, stamp
 from tests.conftest import MakeProject
-from tests.helpers import Result, freshinstall, uv
+from tests.helpers import Result, Sandbox, freshinstall, uv
 
 #: A directory name a shell would mangle if it were ever interpolated into a command line.
 AWKWARD = "my dir 'single' \"double\" $(touch pwned) `touch pwned2` ;&|"
@@ -152,11 +152,13 @@ def test_unknown_option_is_a_usage_error(args: tuple[str, ...]) -> None:
 # --- dry run (needs uv for `uv tool dir` only) -------------------------------------------------
 
 
-def test_dry_run_of_a_project_never_built(make_project: MakeProject) -> None:
+def test_dry_run_of_a_project_never_built(make_project: MakeProject, sandbox: Sandbox) -> None:
     project = make_project("setuptools_cli")
     result = freshinstall("--dry-run", project)
     assert result.code == 0, result.stderr
-    assert result.stdout.strip() == "would build and install stcli: never built by freshinstall"
+    assert result.stdout.strip() == (
+        f"would build and install stcli (uv-tool in {sandbox.tools}): never built by freshinstall"
+    )
     assert "Traceback" not in result.stderr
     assert not (project / "dist").exists()
     assert not (project / "build").exists()

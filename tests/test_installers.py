@@ -215,3 +215,17 @@ def test_python_interpreter_path_as_target(make_project: MakeProject, tmp_path: 
     )
     assert data["target"] == str(env)
     assert sys.executable != str(env / "bin/python")
+
+
+@pytest.mark.parametrize("installer", ["uv-pip", "pip"])
+def test_editable_into_an_environment_follows_the_source(
+    make_project: MakeProject, tmp_path: Path, installer: str
+) -> None:
+    env = make_venv(tmp_path / "env", with_pip=installer == "pip")
+    project = make_project("setuptools_cli")
+    args = ["--editable", "--installer", installer, "--python", str(env)]
+    assert run_json(*args, project)["installed"]
+    (project / "src/stcli/commands/bye.py").write_text("def run() -> str:\n    return 'bye'\n")
+    second = run_json(*args, project)
+    assert (second["rebuilt"], second["installed"]) == (False, False)
+    assert "stcli.commands.bye" in modules(env / "bin/python", "stcli")

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 BUILD_TIMEOUT = 120.0
 TIMEOUT = 30.0
 BUILT = "built and installed"
+CHANGED = "the source changed since the last build"
 
 
 class Watcher:
@@ -119,7 +120,7 @@ def test_edits_are_reinstalled_until_ctrl_c(
     project = make_project("setuptools_cli", in_git=True)
     watcher = Watcher(project, env=environment(mode, tmp_path))
     watchers.append(watcher)
-    watcher.wait_for_stdout(1, f"{BUILT} (never built by freshinstall)")
+    watcher.wait_for_stdout(1, f"{BUILT} (uv-tool in {sandbox.tools}): never built by freshinstall")
     watcher.wait_for(lambda: any(line.startswith("watching") for line in watcher.stderr))
     assert sandbox.run_tool("stcli") == "stcli.cli stcli.commands stcli.commands.hello stcli.utils"
     if mode == "no-watchfiles":
@@ -129,7 +130,7 @@ def test_edits_are_reinstalled_until_ctrl_c(
     (project / "src/stcli/commands/bye.py").write_text("def run() -> str:\n    return 'bye'\n")
     (project / "src/stcli/commands/hello.py").unlink()
     started = time.monotonic()
-    watcher.wait_for_stdout(1, f"{BUILT} (the source changed since the last build)")
+    watcher.wait_for_stdout(1, f"{BUILT} (uv-tool in {sandbox.tools}): {CHANGED}")
     assert time.monotonic() - started < BUILD_TIMEOUT
     assert sandbox.run_tool("stcli") == "stcli.cli stcli.commands stcli.commands.bye stcli.utils"
 
@@ -144,7 +145,7 @@ def test_edits_are_reinstalled_until_ctrl_c(
     (project / "src/stcli/utils.py").write_text(
         "def shout(text: str) -> str:\n    return text.upper()\n"
     )
-    watcher.wait_for_stdout(2, f"{BUILT} (the source changed since the last build)")
+    watcher.wait_for_stdout(2, f"{BUILT} (uv-tool in {sandbox.tools}): {CHANGED}")
     assert watcher.runs() == runs + 1, watcher.output()
     assert sandbox.run_tool("stcli") == "STCLI.CLI STCLI.COMMANDS STCLI.COMMANDS.BYE STCLI.UTILS"
 

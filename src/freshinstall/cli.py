@@ -8,21 +8,25 @@ Progress and timings go to stderr; the result (or exactly one JSON object) goes 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from freshinstall import __version__
+from freshinstall import __version__, config
 from freshinstall.config import parse_config_settings
-from freshinstall.core import Options, Outcome, fingerprint_project, freshen, load_settings
+from freshinstall.core import Options, Outcome, freshen
 from freshinstall.errors import FreshinstallError
+from freshinstall.inputs import fingerprint_project
 from freshinstall.install import INSTALLERS
+from freshinstall.output import StderrReporter, prefix, use_color
 from freshinstall.project import load_project
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -40,35 +44,6 @@ class _Settings:
     error_exit = EXIT_ERROR
 
 
-def use_color(stream: Any) -> bool:
-    """NO_COLOR wins, then FORCE_COLOR, then whether the stream is a terminal."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-class StderrReporter:
-    """Progress lines on stderr: ``phase  detail  (seconds)``."""
-
-    def __init__(self, *, quiet: bool) -> None:
-        self.quiet = quiet
-        self.color = use_color(sys.stderr)
-
-    def step(self, phase: str, detail: str, seconds: float) -> None:
-        if not self.quiet:
-            label = (
-                click.style(f"{phase:<11}", fg="cyan", bold=True) if self.color else f"{phase:<11}"
-            )
-            click.echo(f"{label} {detail} ({seconds:.2f}s)", err=True, color=self.color)
-
-    def note(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(f"note: {message}", err=True)
-
-
 class DefaultCommandGroup(click.Group):
     """``freshinstall [OPTIONS] [PATH]`` means ``freshinstall install [OPTIONS] [PATH]``."""
 
@@ -76,9 +51,42 @@ class DefaultCommandGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         global_options = {"--help", "-h", "--version"}
-        if not args or (args[0] not in self.commands and args[0] not in global_options):
+        # While completing the first word (nothing typed before it), stay at the group: its
+        # shell_complete offers the commands as well as what `install` would complete.
+        completing_first_word = ctx.resilient_parsing and not args
+        if not completing_first_word and (
+            not args or (args[0] not in self.commands and args[0] not in global_options)
+        ):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """The first word: a command, an option of the group or of `install`, or a directory."""
+        items = super().shell_complete(ctx, incomplete)
+        default = self.commands[self.default_command]
+        if incomplete.startswith("-"):
+            known = {item.value for item in items}
+            items += [
+                item for item in default.shell_complete(ctx, incomplete) if item.value not in known
+            ]
+        elif not items:  # no command starts so: a PATH for `install`
+            items = _directories(incomplete)
+        return items
+
+
+def complete_directory(
+    ctx: click.Context,  # noqa: ARG001
+    param: click.Parameter,  # noqa: ARG001
+    incomplete: str,
+) -> list[CompletionItem]:
+    """PATH is a project directory: let the shell complete directories."""
+    return _directories(incomplete)
+
+
+def _directories(incomplete: str) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="dir")]
 
 
 def _verbose_callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:  # noqa: ARG001
@@ -99,7 +107,10 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object on stdout."
 )
 path_argument = click.argument(
-    "path", default=".", type=click.Path(path_type=Path, file_okay=True, dir_okay=True)
+    "path",
+    default=".",
+    type=click.Path(path_type=Path, file_okay=True, dir_okay=True),
+    shell_complete=complete_directory,
 )
 
 
@@ -186,7 +197,8 @@ def install_command(
 ) -> int:
     """Build and install PATH (default: .) when its source changed since the last install."""
     options = make_options(path, install, force=force, dry_run=dry_run, stream=verbose)
-    outcome = freshen(options, StderrReporter(quiet=quiet))
+    with StderrReporter(quiet=quiet, live=not verbose) as reporter:
+        outcome = freshen(options, reporter)
     if as_json:
         click.echo(json.dumps(asdict(outcome), sort_keys=True))
     elif not quiet:
@@ -211,7 +223,7 @@ def fingerprint_command(
 ) -> int:
     """Print the fingerprint of PATH's build inputs: one hex line, e.g. for a CI cache key."""
     project = load_project(path)
-    _, result = fingerprint_project(project, load_settings(project), use_cache=not no_cache)
+    _, result = fingerprint_project(project, config.load(project), use_cache=not no_cache)
     if as_json:
         click.echo(
             json.dumps(
@@ -259,7 +271,7 @@ def status_command(path: Path, as_json: bool, verbose: bool, **install: Any) -> 
 )
 @json_option
 @verbose_option
-def doctor_command(path: Path, python: str | None, as_json: bool, verbose: bool) -> int:  # noqa: ARG001
+def doctor_command(path: Path, python: str | None, as_json: bool, verbose: bool) -> int:
     """Explain why an installed copy of PATH runs old code: a line per problem, with its fix.
 
     Compares the uv tool and pipx copies (and --python's) with a fresh build, also copies
@@ -269,7 +281,8 @@ def doctor_command(path: Path, python: str | None, as_json: bool, verbose: bool)
     from freshinstall.doctor import diagnose
 
     _Settings.error_exit = EXIT_CANNOT_TELL
-    report = diagnose(path, python=python, reporter=StderrReporter(quiet=False))
+    with StderrReporter(quiet=False, live=not verbose) as reporter:
+        report = diagnose(path, python=python, reporter=reporter)
     if as_json:
         click.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
@@ -296,8 +309,10 @@ def watch_command(path: Path, poll: bool, verbose: bool, quiet: bool, **install:
     from freshinstall.watch import Run, watch
 
     options = make_options(path, install, stream=verbose)
+    reporter = StderrReporter(quiet=quiet, live=not verbose)
 
     def report(run: Run) -> None:
+        reporter.stop()  # a failed run ends without the step that would erase its live line
         if run.error is not None:
             show_error(run.error)
         elif run.outcome and not quiet and (run.first or not run.outcome.up_to_date):
@@ -305,10 +320,12 @@ def watch_command(path: Path, poll: bool, verbose: bool, quiet: bool, **install:
         if run.first and not quiet:
             click.echo(f"watching {path} for changes (Ctrl-C stops)", err=True)
 
-    try:
-        watch(options, StderrReporter(quiet=quiet), report, poll=poll)
-    except KeyboardInterrupt:
-        click.echo("stopped watching", err=True)
+    with reporter:
+        try:
+            watch(options, reporter, report, poll=poll)
+        except KeyboardInterrupt:
+            reporter.stop()
+            click.echo("stopped watching", err=True)
     return 0
 
 
@@ -331,7 +348,8 @@ def clean_command(path: Path, dry_run: bool, verbose: bool, quiet: bool) -> int:
     """
     from freshinstall.clean import clean
 
-    plan = clean(load_project(path), StderrReporter(quiet=quiet), dry_run=dry_run)
+    with StderrReporter(quiet=quiet) as reporter:
+        plan = clean(load_project(path), reporter, dry_run=dry_run)
     for item in plan.remove:
         click.echo(path / item.path)
     if verbose:
@@ -348,8 +366,9 @@ def describe(outcome: Outcome) -> str:
     """The one result line printed on stdout."""
     name = outcome.project or "the project"
     label = f"{name} {outcome.version}" if outcome.version else name
+    where = f"({outcome.installer} in {outcome.target})"
     if outcome.up_to_date:
-        return f"{label} is up to date ({outcome.installer} in {outcome.target})"
+        return f"{label} is up to date {where}"
     if outcome.dry_run:
         action = "build and install" if outcome.reason != "not installed here yet" else "install"
         if outcome.reason in {
@@ -357,9 +376,9 @@ def describe(outcome: Outcome) -> str:
             "the installed copy was changed by another install",
         }:
             action = "reinstall"
-        return f"would {action} {name}: {outcome.reason}"
+        return f"would {action} {name} {where}: {outcome.reason}"
     done = "built and installed" if outcome.rebuilt else "installed"
-    return f"{label} {done} ({outcome.reason}) with {outcome.installer} in {outcome.target}"
+    return f"{label} {done} {where}: {outcome.reason}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -374,11 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
-    except click.exceptions.Abort:
-        click.echo("error: interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        show_error_line("interrupted")
         return EXIT_INTERRUPTED
     except click.ClickException as error:
         error.show()
@@ -398,11 +414,17 @@ def show_error(error: FreshinstallError | OSError) -> None:
 
         traceback.print_exception(error)
     if isinstance(error, FreshinstallError):
-        click.echo(f"error: {error}", err=True)
+        show_error_line(str(error))
     else:
         # Anything the modules did not translate is still one line, not a traceback.
         where = f": {error.filename}" if error.filename else ""
-        click.echo(f"error: {error.strerror or error}{where}", err=True)
+        show_error_line(f"{error.strerror or error}{where}")
+
+
+def show_error_line(message: str) -> None:
+    """``error: <message>`` on stderr, the prefix in red where colours are on."""
+    color = use_color(sys.stderr)
+    click.echo(f"{prefix('error', color=color)} {message}", err=True, color=color)
 
 
 def run() -> None:

@@ -6,7 +6,7 @@ of the wrong type is an error that names the key and where it came from.
 
 from __future__ import annotations
 
-import shlex
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 from freshinstall.errors import ProjectError
 from freshinstall.install import INSTALLERS
+from freshinstall.project import Project
 
 ConfigSettings = Mapping[str, "str | list[str]"]
 
@@ -126,6 +127,8 @@ def _parse_env(text: str, kind: str, variable: str) -> Any:
         if text.strip().lower() in _FALSE:
             return False
         raise ProjectError(f"{variable} must be 1 or 0 (true/false), not {text!r}")
+    import shlex
+
     if kind == "list":
         return tuple(shlex.split(text))
     if kind == "table":
@@ -156,12 +159,11 @@ def parse_config_settings(items: tuple[str, ...]) -> dict[str, str | list[str]]:
     return settings
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(pyproject key, environment variable, type) for each setting: the reference table."""
-    kinds = {"installer": "one of " + " | ".join(INSTALLERS), "str": "string", "bool": "boolean"}
-    kinds |= {"list": "list of strings", "table": "table"}
-    return [(key, env_name(key), kinds[kind]) for key, (_, kind) in KEYS.items()]
-
-
 def env_name(key: str) -> str:
     return f"{ENV_PREFIX}{key.upper().replace('-', '_')}"
+
+
+def load(project: Project, overrides: Mapping[str, object] | None = None) -> Settings:
+    """The run's settings: command line > FRESHINSTALL_* > [tool.freshinstall] > defaults."""
+    path = project.root / "pyproject.toml"
+    return resolve(path, project.pyproject, os.environ, overrides or {})

@@ -8,9 +8,6 @@ imports nothing heavy; any work happens under the project's lock, after checking
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
-import json
-import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from freshinstall import config, editable, fingerprint, inputs, stamp, statcache
+from freshinstall import config, fingerprint, inputs, stamp
 from freshinstall.config import Settings
+from freshinstall.decide import UP_TO_DATE, Decision, decide_for
 from freshinstall.errors import ProjectError, StampError
 from freshinstall.install import Installer, Request, find_uv, make_installer
 from freshinstall.project import Project, load_project
@@ -27,6 +25,9 @@ from freshinstall.project import Project, load_project
 
 class Reporter(Protocol):
     """Where progress goes (the CLI prints it on stderr)."""
+
+    def start(self, phase: str) -> None:
+        """A long phase (build, install) begins; its ``step()`` follows when it ends."""
 
     def step(self, phase: str, detail: str, seconds: float) -> None: ...
 
@@ -58,13 +59,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Decision:
-    build: bool
-    install: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class Outcome:
     """The result of a run, as printed and as ``--json``."""
 
@@ -83,97 +77,6 @@ class Outcome:
     @property
     def up_to_date(self) -> bool:
         return not (self.rebuilt or self.installed) and self.reason == UP_TO_DATE
-
-
-UP_TO_DATE = "up to date"
-
-
-def decide(
-    current: str,
-    previous: stamp.Stamp | None,
-    key: tuple[str, str],
-    options: tuple[str, ...],
-    dist_dir: Path,
-    *,
-    force: bool = False,
-) -> Decision:
-    """Whether to build and whether to install, and why, in the user's words."""
-    if force:
-        return Decision(build=True, install=True, reason="--force")
-    if previous is None:
-        return Decision(build=True, install=True, reason="never built by freshinstall")
-    if previous.fingerprint != current:
-        return Decision(build=True, install=True, reason="the source changed since the last build")
-    wheel = dist_dir / previous.wheel
-    try:
-        intact = fingerprint.file_sha256(wheel) == previous.wheel_sha256
-    except OSError:
-        return Decision(build=True, install=True, reason=f"dist/{previous.wheel} is missing")
-    if not intact:
-        return Decision(
-            build=True, install=True, reason=f"dist/{previous.wheel} changed after the build"
-        )
-    install = previous.install_for(key)
-    if install is None or install.editable or install.wheel_sha256 != previous.wheel_sha256:
-        return Decision(build=False, install=True, reason="not installed here yet")
-    if install.options != options:
-        return Decision(build=False, install=True, reason="the install options changed")
-    problem = _record_problem(install)
-    return Decision(build=False, install=problem is not None, reason=problem or UP_TO_DATE)
-
-
-def decide_editable(
-    metadata: str,
-    previous: stamp.Stamp | None,
-    key: tuple[str, str],
-    options: tuple[str, ...],
-    *,
-    force: bool = False,
-) -> Decision:
-    """For an editable install: reinstall only when what shapes the metadata changed."""
-    install = previous.install_for(key) if previous else None
-    if force:
-        reason = "--force"
-    elif install is None or not install.editable:
-        reason = "not installed here in editable mode yet"
-    elif install.metadata != metadata:
-        reason = "the project metadata changed"
-    elif install.options != options:
-        reason = "the install options changed"
-    else:
-        reason = _record_problem(install) or UP_TO_DATE
-    return Decision(build=False, install=reason != UP_TO_DATE, reason=reason)
-
-
-def _record_problem(install: stamp.Install) -> str | None:
-    record_path = Path(install.record)
-    # The stamp is data: read the RECORD only where an install put it (inside its target),
-    # and only if it is a plain file, so a crafted stamp cannot make us read anything else.
-    if not _is_inside(record_path, Path(install.target)) or not record_path.is_file():
-        return "the installed copy was removed"
-    try:
-        record = fingerprint.file_sha256(record_path)
-    except OSError:
-        return "the installed copy was removed"
-    if record != install.record_sha256:
-        return "the installed copy was changed by another install"
-    return None
-
-
-def decide_for(
-    settings: Settings,
-    current: str,
-    previous: stamp.Stamp | None,
-    key: tuple[str, str],
-    options: tuple[str, ...],
-    dist_dir: Path,
-    *,
-    force: bool = False,
-) -> Decision:
-    """decide(), or decide_editable() when the settings ask for an editable install."""
-    if settings.editable:
-        return decide_editable(current, previous, key, options, force=force)
-    return decide(current, previous, key, options, dist_dir, force=force)
 
 
 def installer_for(settings: Settings, *, stream: bool = False) -> Installer:
@@ -195,66 +98,18 @@ def resolve_target(installer: Installer, previous: stamp.Stamp | None) -> str:
     return stamped or installer.target()
 
 
-def load_settings(project: Project, overrides: Mapping[str, object] | None = None) -> Settings:
-    """The run's settings: command line > FRESHINSTALL_* > [tool.freshinstall] > defaults."""
-    path = project.root / "pyproject.toml"
-    return config.resolve(path, project.pyproject, os.environ, overrides or {})
-
-
-def _is_inside(path: Path, directory: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(directory.resolve())
-    except (OSError, ValueError):
-        return False
-
-
-def fingerprint_project(
-    project: Project, settings: Settings | None = None, *, use_cache: bool = True
-) -> tuple[list[str], fingerprint.Fingerprint]:
-    """The input files of ``project`` and the fingerprint of them plus its non-file inputs.
-
-    ``settings`` adds the configured include/exclude patterns and the build's own inputs:
-    the backend's config settings.
-    ``use_cache=False`` reads every file and neither reads nor writes the stat cache.
-    """
-    settings = settings or Settings()
-    paths = select(project.root, fingerprint.list_inputs(project.root), settings)
-    extras = inputs.extras(project.root, project.pyproject)
-    if settings.config_settings:
-        extras["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
-    cache_dir = project.dist_dir if use_cache else None
-    entries = statcache.hash_files(project.root, paths, cache_dir)
-    return paths, fingerprint.combine(entries, extras)
-
-
-def select(root: Path, paths: list[str], settings: Settings) -> list[str]:
-    """Apply ``include`` (globs of extra files, even ignored ones) and ``exclude`` patterns."""
-    if not (settings.include or settings.exclude):
-        return paths
-    chosen = set(paths)
-    for pattern in settings.include:
-        chosen.update(
-            found.relative_to(root).as_posix() for found in root.glob(pattern) if found.is_file()
-        )
-    if settings.exclude:
-        chosen = {
-            path
-            for path in chosen
-            if not any(fnmatch.fnmatchcase(path, pat) for pat in settings.exclude)
-        }
-    return sorted(chosen, key=os.fsencode)
-
-
 def freshen(options: Options, reporter: Reporter) -> Outcome:
     """Make the installed tool match the source tree at ``options.path``."""
     start = time.monotonic()
     project = load_project(options.path)
-    settings = load_settings(project, options.overrides())
+    settings = config.load(project, options.overrides())
     installer = installer_for(settings, stream=options.stream)
 
-    paths, current = fingerprint_project(project, settings)
+    paths, current = inputs.fingerprint_project(project, settings)
     if settings.editable:
-        current = editable.metadata_fingerprint(project, current)
+        from freshinstall.editable import metadata_fingerprint
+
+        current = metadata_fingerprint(project, current)
     reporter.step(
         "fingerprint", f"{current.short} ({len(current.files)} files)", time.monotonic() - start
     )
@@ -318,8 +173,9 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
             # be reported as up to date.
             stamp.write(project.dist_dir, previous.without_install(key))
         wheel = None if settings.editable else project.dist_dir / base.wheel
+        reporter.start("install")
         result = installer.install(Request(base.project, project.root, wheel))
-        reporter.step("install", f"{installer.name} -> {result.target}", result.seconds)
+        reporter.step("install", f"{installer.name} in {result.target}", result.seconds)
         final = base.with_install(
             stamp.Install(
                 installer=installer.name,
@@ -357,6 +213,7 @@ def _build(
     new wheel is byte-identical to the one they installed)."""
     from freshinstall.build import build_wheel
 
+    reporter.start("build")
     built = build_wheel(
         project.root,
         paths,

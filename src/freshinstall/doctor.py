@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from freshinstall import core, fingerprint, leftovers, stamp, which
+from freshinstall import config, core, decide, fingerprint, inputs, leftovers, stamp, which
 from freshinstall._process import run
 from freshinstall.config import Settings
 from freshinstall.errors import CommandError, ToolNotFoundError
@@ -98,9 +98,9 @@ class Report:
 def diagnose(path: Path, *, python: str | None, reporter: core.Reporter) -> Report:
     """Check every installed copy of the project at ``path``, what runs it, and the tree."""
     project = load_project(path)
-    settings = core.load_settings(project)
+    settings = config.load(project)
     interpreter = environment_interpreter(python)  # a bad --python fails before any build
-    paths, current = core.fingerprint_project(project, settings)
+    paths, current = inputs.fingerprint_project(project, settings)
     previous = None
     with contextlib.suppress(stamp.StampInvalidError):
         previous = stamp.read(project.dist_dir)
@@ -164,7 +164,7 @@ def _reference(
     """The stamped wheel when it is a build of exactly the current source, else a fresh build."""
     # decide() builds unless the stamped fingerprint is the current one and the wheel intact.
     if previous is not None and previous.wheel:
-        decision = core.decide(current.digest, previous, ("", ""), (), project.dist_dir)
+        decision = decide.decide(current.digest, previous, ("", ""), (), project.dist_dir)
         if not decision.build:
             yield project.dist_dir / previous.wheel, False
             return
@@ -172,6 +172,7 @@ def _reference(
     from freshinstall.install import find_uv
 
     with tempfile.TemporaryDirectory(prefix="freshinstall-doctor-") as scratch:
+        reporter.start("build")
         built = build_wheel(
             project.root,
             paths,
@@ -181,7 +182,7 @@ def _reference(
             config_settings=settings.config_settings,
             extras=current.extras,
         )
-        reporter.step("build", f"{built.wheel.name} (to compare with)", built.seconds)
+        reporter.step("build", f"{built.wheel.name}, to compare with", built.seconds)
         yield built.wheel, True
 
 

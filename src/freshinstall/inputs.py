@@ -1,20 +1,26 @@
-"""Inputs of a build that are not files: the VCS state and the environment backends read.
+"""Everything a build of the project depends on, fingerprinted in one place.
 
-These go into the fingerprint as "extras", so that a new commit or tag rebuilds a project whose
-version comes from git, and setting SETUPTOOLS_SCM_PRETEND_VERSION rebuilds too; a project with
-a static version does not rebuild after a commit that changes no file.
+Files: fingerprint.list_inputs (git's view of the tree) plus the configured include/exclude
+patterns. Beyond files ("extras"): the VCS state for projects versioned from git, so that a new
+commit or tag rebuilds them (a project with a static version does not rebuild after a commit
+that changes no file), the environment variables backends read (SETUPTOOLS_SCM_PRETEND_VERSION,
+SOURCE_DATE_EPOCH, ...), and the backend's config settings.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from freshinstall import fingerprint, statcache
 from freshinstall._process import last_line, run
+from freshinstall.config import Settings
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
-from freshinstall.project import table
+from freshinstall.project import Project, table
 
 #: Build requirements that derive the version from version control.
 VCS_PLUGINS = frozenset(
@@ -105,3 +111,40 @@ def vcs_state(root: Path) -> str:
             f"git could not describe {root}: {last_line(error.output)}"
         ) from None
     return f"{describe}\n{status}"
+
+
+def fingerprint_project(
+    project: Project, settings: Settings | None = None, *, use_cache: bool = True
+) -> tuple[list[str], fingerprint.Fingerprint]:
+    """The input files of ``project`` and the fingerprint of them plus its non-file inputs.
+
+    ``settings`` adds the configured include/exclude patterns and the build's own inputs:
+    the backend's config settings.
+    ``use_cache=False`` reads every file and neither reads nor writes the stat cache.
+    """
+    settings = settings or Settings()
+    paths = select(project.root, fingerprint.list_inputs(project.root), settings)
+    found = extras(project.root, project.pyproject)
+    if settings.config_settings:
+        found["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
+    cache_dir = project.dist_dir if use_cache else None
+    entries = statcache.hash_files(project.root, paths, cache_dir)
+    return paths, fingerprint.combine(entries, found)
+
+
+def select(root: Path, paths: list[str], settings: Settings) -> list[str]:
+    """Apply ``include`` (globs of extra files, even ignored ones) and ``exclude`` patterns."""
+    if not (settings.include or settings.exclude):
+        return paths
+    chosen = set(paths)
+    for pattern in settings.include:
+        chosen.update(
+            found.relative_to(root).as_posix() for found in root.glob(pattern) if found.is_file()
+        )
+    if settings.exclude:
+        chosen = {
+            path
+            for path in chosen
+            if not any(fnmatch.fnmatchcase(path, pat) for pat in settings.exclude)
+        }
+    return sorted(chosen, key=os.fsencode)

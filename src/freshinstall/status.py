@@ -1,6 +1,6 @@
 """``freshinstall status``: is the installed tool fresh, and if not, exactly why.
 
-It asks the question ``freshinstall .`` asks before doing anything (``core.decide``, for the same
+It asks the question ``freshinstall .`` asks before doing anything (``decide.decide``, for the same
 settings and the same target), so the two can never disagree; it never builds or installs. A
 changed source is explained file by file with the manifest the last build left beside the stamp.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from freshinstall import core, editable, fingerprint, stamp
+from freshinstall import config, core, decide, editable, fingerprint, inputs, stamp
 from freshinstall.project import load_project
 
 
@@ -65,9 +65,9 @@ _VERBS = {"files-added": "added", "files-removed": "removed", "files-changed": "
 def check(options: core.Options) -> Status:
     """Compare the source, the stamp, the wheel and the installed copy; change nothing."""
     project = load_project(options.path)
-    settings = core.load_settings(project, options.overrides())
+    settings = config.load(project, options.overrides())
     installer = core.installer_for(settings)
-    _, current = core.fingerprint_project(project, settings)
+    _, current = inputs.fingerprint_project(project, settings)
     if settings.editable:
         current = editable.metadata_fingerprint(project, current)
     try:
@@ -77,11 +77,11 @@ def check(options: core.Options) -> Status:
     target = core.resolve_target(installer, previous)
     key = (installer.name, target)
 
-    def decide(digest: str) -> core.Decision:
+    def decide_at(digest: str) -> decide.Decision:
         dist = project.dist_dir
-        return core.decide_for(settings, digest, previous, key, installer.options, dist)
+        return decide.decide_for(settings, digest, previous, key, installer.options, dist)
 
-    decision = decide(current.digest)
+    decision = decide_at(current.digest)
     reasons: list[Reason] = []
     if previous is None:
         note = f" (the stamp is not valid: {invalid})" if invalid else ""
@@ -92,10 +92,10 @@ def check(options: core.Options) -> Status:
         reasons += source_changes(manifest, previous.fingerprint, current)
         # decide() stops at the first reason; asked as if the source were unchanged, it tells
         # what a rebuild alone would not explain (a missing wheel, a removed install).
-        rest = decide(previous.fingerprint)
-        if rest.reason != core.UP_TO_DATE:
+        rest = decide_at(previous.fingerprint)
+        if rest.reason != decide.UP_TO_DATE:
             reasons.append(_other(rest))
-    elif decision.reason != core.UP_TO_DATE:
+    elif decision.reason != decide.UP_TO_DATE:
         reasons.append(_other(decision))
     return Status(
         project=previous.project if previous else project.name,
@@ -111,7 +111,7 @@ def check(options: core.Options) -> Status:
     )
 
 
-def _other(decision: core.Decision) -> Reason:
+def _other(decision: decide.Decision) -> Reason:
     """A reason that is not about the source files: the wheel in dist/, or the install."""
     return Reason("wheel-changed" if decision.build else "install-changed", decision.reason)
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freshinstall import fingerprint, inputs
-from freshinstall.core import Options, Outcome, Reporter, freshen, load_settings, select
+from freshinstall import config, fingerprint, inputs
+from freshinstall.core import Options, Outcome, Reporter, freshen
 from freshinstall.errors import FreshinstallError, ProjectError
+from freshinstall.inputs import select
 from freshinstall.project import Project, load_project
 
 QUIET = 0.3
@@ -113,7 +114,7 @@ class _Tree:
         paths = fingerprint.list_inputs(project.root)
         # A configuration error is freshen's to report; meanwhile watch the plain inputs.
         with contextlib.suppress(ProjectError):
-            paths = select(project.root, paths, load_settings(project, self.options.overrides()))
+            paths = select(project.root, paths, config.load(project, self.options.overrides()))
         return paths + self.git_files()
 
     def git_files(self) -> list[str]:

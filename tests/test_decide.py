@@ -1,4 +1,4 @@
-"""core.decide: every reason to build, install, or do nothing."""
+"""decide.decide: every reason to build, install, or do nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from freshinstall import fingerprint, stamp
-from freshinstall.core import UP_TO_DATE, Decision, decide
+from freshinstall.decide import UP_TO_DATE, Decision, decide
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 CURRENT = "f" * 64
