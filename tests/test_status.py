@@ -113,7 +113,7 @@ def test_wheel_and_install_changed_behind_our_back(
     code, data = status(project)
     assert (code, data["build"], data["install"]) == (1, False, True)
     assert reasons(data)["install-changed"]["message"] == "the installed copy was removed"
-    assert "would reinstall it" in freshinstall("status", project).stdout
+    assert "would install it" in freshinstall("status", project).stdout
 
     # A plain install over ours (another build, another RECORD) is noticed too.
     install(project)

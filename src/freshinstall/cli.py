@@ -370,12 +370,7 @@ def describe(outcome: Outcome) -> str:
     if outcome.up_to_date:
         return f"{label} is up to date {where}"
     if outcome.dry_run:
-        action = "build and install" if outcome.reason != "not installed here yet" else "install"
-        if outcome.reason in {
-            "the installed copy was removed",
-            "the installed copy was changed by another install",
-        }:
-            action = "reinstall"
+        action = "build and install" if outcome.needs_build else "install"
         return f"would {action} {name} {where}: {outcome.reason}"
     done = "built and installed" if outcome.rebuilt else "installed"
     return f"{label} {done} {where}: {outcome.reason}"

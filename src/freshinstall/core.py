@@ -17,7 +17,7 @@ from typing import Protocol
 
 from freshinstall import config, fingerprint, inputs, stamp
 from freshinstall.config import Settings
-from freshinstall.decide import UP_TO_DATE, Decision, decide_for
+from freshinstall.decide import Decision, decide_for
 from freshinstall.errors import ProjectError, StampError
 from freshinstall.install import Installer, Request, find_uv, make_installer
 from freshinstall.project import Project, load_project
@@ -73,10 +73,13 @@ class Outcome:
     target: str
     dry_run: bool
     seconds: float
+    #: What the run found necessary (with --dry-run: what it would have done).
+    needs_build: bool = False
+    needs_install: bool = False
 
     @property
     def up_to_date(self) -> bool:
-        return not (self.rebuilt or self.installed) and self.reason == UP_TO_DATE
+        return not (self.needs_build or self.needs_install)
 
 
 def installer_for(settings: Settings, *, stream: bool = False) -> Installer:
@@ -144,6 +147,8 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
             target=target,
             dry_run=options.dry_run,
             seconds=time.monotonic() - start,
+            needs_build=decision.build,
+            needs_install=decision.install,
         )
 
     decision = check(previous)

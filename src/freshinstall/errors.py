@@ -51,25 +51,27 @@ class CommandError(FreshinstallError):
         return f"{program} exited with code {self.returncode}"
 
 
-class BuildError(FreshinstallError):
+class _StepError(FreshinstallError):
+    """A step failed; ``output`` holds what the failing tool printed."""
+
+    step = "step"
+
+    def __init__(self, reason: str, output: str = "") -> None:
+        self.reason = reason
+        self.output = output
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        return f"{self.step} failed: {self.reason}"
+
+
+class BuildError(_StepError):
     """The PEP 517 build failed; the previous install and stamp are untouched."""
 
-    def __init__(self, reason: str, output: str = "") -> None:
-        self.reason = reason
-        self.output = output
-        super().__init__(reason)
-
-    def __str__(self) -> str:
-        return f"build failed: {self.reason}"
+    step = "build"
 
 
-class InstallError(FreshinstallError):
+class InstallError(_StepError):
     """The installer failed or cannot install this wheel."""
 
-    def __init__(self, reason: str, output: str = "") -> None:
-        self.reason = reason
-        self.output = output
-        super().__init__(reason)
-
-    def __str__(self) -> str:
-        return f"install failed: {self.reason}"
+    step = "install"

@@ -48,7 +48,7 @@ class Status:
         where = f"({self.installer} in {self.target})"
         if self.fresh:
             return [f"{label} is up to date {where}"]
-        action = "rebuild and reinstall" if self.build else "reinstall"
+        action = "build and install" if self.build else "install"
         out = [f"{label} is stale {where}; `freshinstall` would {action} it:"]
         for reason in self.reasons:
             verb = _VERBS.get(reason.code)
