@@ -1224,3 +1224,35 @@ def test_symlink_loops_and_non_utf8_names_do_not_stop_a_build(
     with open(undecodable, "wb") as file:
         file.write(b"two\n")  # an input like any other
     assert_not_up_to_date(project)
+
+
+# -- killed at any moment: fingerprinting, building, installing, writing the stamp ---------------
+
+
+def test_killed_at_any_moment_never_leaves_a_false_up_to_date(
+    make_project: MakeProject, sandbox: Sandbox, launch: Launch
+) -> None:
+    """SIGKILL a run after delays that sweep its whole length (fingerprint, build, install,
+    stamp write), with a new source each time. Whatever moment the kill hit, a later check
+    never says "up to date" unless the installed tool runs the current source, a stamp is
+    always valid JSON, and the next complete run installs the current source."""
+    project = make_project("setuptools_cli")
+    utils = project / "src/stcli/utils.py"
+    install_json(project)
+    for round_, delay in enumerate([0.0, 0.1, 0.3, 0.6, 1.0, 1.4, 1.8, 2.2, 2.6, 3.2]):
+        utils.write_text(f"def shout(text: str) -> str:\n    return text + ' v{round_}'\n")
+        process = launch(project)
+        time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+        read_stamp(project)  # parses, or there is none: never half a stamp
+        assert_trusted_wheel_is_whole(project)
+        dry = freshinstall("--dry-run", "--json", project)
+        assert dry.code == 0, dry.stderr
+        if json.loads(dry.stdout)["reason"] == "up to date":
+            assert sandbox.run_tool("stcli").endswith(f" v{round_}"), f"round {round_}, {delay}s"
+    final = install_json(project)
+    assert final["fingerprint"] == current_fingerprint(project)
+    assert sandbox.run_tool("stcli").endswith(" v9")
+    assert install_json(project)["installed"] is False
