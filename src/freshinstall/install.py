@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -176,7 +177,7 @@ class UvToolInstaller(Installer):
         self._run(argv, "uv tool install")
 
     def find_installed_record(self, project: str) -> Path | None:
-        return find_record(venv_site_packages(Path(self.target()) / canonical(project)), project)
+        return find_record(venv_site_dirs(Path(self.target()) / canonical(project)), project)
 
 
 class _EnvironmentInstaller(Installer):
@@ -213,7 +214,7 @@ class _EnvironmentInstaller(Installer):
 
     def find_installed_record(self, project: str) -> Path | None:
         site = self._ask(["import sysconfig", "print(sysconfig.get_paths()['purelib'])"])
-        return find_record(Path(site), project)
+        return find_record([Path(site)], project)
 
     def _ask(self, lines: list[str]) -> str:
         try:
@@ -307,7 +308,7 @@ class PipxInstaller(Installer):
 
     def find_installed_record(self, project: str) -> Path | None:
         env = Path(self.target()) / "venvs" / canonical(project)
-        return find_record(venv_site_packages(env), project)
+        return find_record(venv_site_dirs(env), project)
 
 
 def make_installer(
@@ -339,25 +340,46 @@ def canonical(name: str) -> str:
     return str(canonicalize_name(name))
 
 
-def venv_site_packages(env: Path) -> Path | None:
-    """The site-packages directory of the virtual environment at ``env``."""
-    windows = env / "Lib" / "site-packages"
-    if windows.is_dir():
-        return windows
-    return next(iter(sorted(env.glob("lib/python*/site-packages"))), None)
+def venv_site_dirs(env: Path) -> list[Path]:
+    """Candidate site-packages directories of the virtual environment at ``env``."""
+    return [env / "Lib" / "site-packages", *sorted(env.glob("lib/python*/site-packages"))]
 
 
-def find_record(site_packages: Path | None, project: str) -> Path | None:
-    """The RECORD of ``project``'s ``*.dist-info`` in ``site_packages``."""
-    if site_packages is None or not site_packages.is_dir():
-        return None
+def dist_infos(site: Path, project: str) -> Iterator[Path]:
+    """``project``'s ``*.dist-info`` directories (with a RECORD) in the directory ``site``."""
+    try:
+        entries = sorted(site.iterdir())
+    except OSError:
+        return
     wanted = canonical(project)
-    for entry in sorted(site_packages.iterdir()):
-        if entry.name.endswith(".dist-info"):
-            name = entry.name.removesuffix(".dist-info").rpartition("-")[0]
-            if canonical(name) == wanted and (entry / "RECORD").is_file():
-                return entry / "RECORD"
+    for entry in entries:
+        name = entry.name.removesuffix(".dist-info").rpartition("-")[0]
+        is_dist_info = entry.name.endswith(".dist-info") and (entry / "RECORD").is_file()
+        if is_dist_info and canonical(name) == wanted:
+            yield entry
+
+
+def find_record(sites: Iterable[Path], project: str) -> Path | None:
+    """The RECORD of ``project`` in the first of ``sites`` that holds it."""
+    for site in sites:
+        for dist_info in dist_infos(site, project):
+            return dist_info / "RECORD"
     return None
+
+
+def console_scripts(entry_points: str) -> dict[str, str]:
+    """``[console_scripts]`` of an entry_points.txt: name -> entry point ({} when unreadable)."""
+    import configparser
+
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(entry_points)
+    except configparser.Error:
+        return {}
+    if not parser.has_section("console_scripts"):
+        return {}
+    return {name: value.strip() for name, value in parser["console_scripts"].items()}
 
 
 def wheel_dist_info(wheel: Path) -> str:
@@ -377,7 +399,6 @@ def wheel_dist_info(wheel: Path) -> str:
 
 def wheel_console_scripts(wheel: Path) -> list[str]:
     """The console script names a wheel declares in its entry_points.txt."""
-    import configparser
     import zipfile
 
     dist_info = wheel_dist_info(wheel)
@@ -386,7 +407,4 @@ def wheel_console_scripts(wheel: Path) -> list[str]:
             text = archive.read(f"{dist_info}/entry_points.txt").decode("utf-8")
         except KeyError:
             return []
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
-    return list(parser["console_scripts"]) if parser.has_section("console_scripts") else []
+    return list(console_scripts(text))

@@ -15,7 +15,6 @@ A copy is looked up by the project's canonical name, without installing anything
 
 from __future__ import annotations
 
-import configparser
 import csv
 import hashlib
 import io
@@ -23,13 +22,14 @@ import json
 import os
 import sys
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from freshinstall import fingerprint
 from freshinstall._process import last_line, run
 from freshinstall.errors import CommandError, FreshinstallError, ToolNotFoundError
+from freshinstall.install import console_scripts, dist_infos, venv_site_dirs
 
 #: Asks an interpreter where it installs: (site dir, scripts dir) pairs, user site last.
 _SCHEMES = """
@@ -175,19 +175,6 @@ def _is_package_file(path: str) -> bool:
     )
 
 
-def console_scripts(entry_points: str) -> dict[str, str]:
-    """``[console_scripts]`` of an entry_points.txt: name -> entry point."""
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(entry_points)
-    except configparser.Error:
-        return {}
-    if not parser.has_section("console_scripts"):
-        return {}
-    return {name: value.strip() for name, value in parser["console_scripts"].items()}
-
-
 def find_copies(name: str, *, interpreter: Path | None, uv: str | None) -> list[Copy]:
     """Every installed copy of ``name``: in the environment of ``interpreter`` (see
     :func:`environment_interpreter`), in uv's tool dir (when ``uv`` is given), in pipx's home."""
@@ -260,31 +247,13 @@ def _in_interpreter(python: Path, wanted: str) -> list[Copy]:
     return [
         Copy("environment", dist_info, Path(scripts), Path(data["python"]))
         for site, scripts in data["pairs"]
-        for dist_info in _dist_infos(Path(site), wanted)
+        for dist_info in dist_infos(Path(site), wanted)
     ]
 
 
 def _venv_copy(installer: str, env: Path, wanted: str) -> Copy | None:
     bin_dir = env / ("Scripts" if os.name == "nt" else "bin")
-    for site in _venv_site_dirs(env):
-        for dist_info in _dist_infos(site, wanted):
+    for site in venv_site_dirs(env):
+        for dist_info in dist_infos(site, wanted):
             return Copy(installer, dist_info, bin_dir, bin_dir / "python")
     return None
-
-
-def _venv_site_dirs(env: Path) -> list[Path]:
-    return [env / "Lib" / "site-packages", *sorted(env.glob("lib/python*/site-packages"))]
-
-
-def _dist_infos(site: Path, wanted: str) -> Iterator[Path]:
-    from packaging.utils import canonicalize_name
-
-    try:
-        entries = sorted(site.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.endswith(".dist-info") and (entry / "RECORD").is_file():
-            name = entry.name.removesuffix(".dist-info").rpartition("-")[0]
-            if canonicalize_name(name) == wanted:
-                yield entry
