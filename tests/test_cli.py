@@ -6,6 +6,8 @@ Every test runs freshinstall in a subprocess and never builds or installs anythi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,3 +231,74 @@ def test_invalid_stamp_is_ignored_with_a_note(make_project: MakeProject) -> None
     assert result.code == 0, result.stderr
     assert "note: ignoring the stamp" in result.stderr
     assert result.stdout.startswith("would build and install")
+
+
+# --- `fingerprint` answers without click, and exactly as the click command does ------------------
+
+
+def _click_path(*args: str) -> Result:
+    """The same command line through click, skipping launch's quick path."""
+    code = "import sys; from freshinstall.cli import main; sys.exit(main(sys.argv[1:]))"
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+    )
+    return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.mark.parametrize(
+    "flags", [(), ("--json",), ("--no-cache",), ("--json", "-v", "--no-cache")]
+)
+def test_quick_fingerprint_prints_what_the_click_command_prints(
+    make_project: MakeProject, flags: tuple[str, ...]
+) -> None:
+    root = make_project("setuptools_cli")
+    quick = freshinstall("fingerprint", *flags, root)
+    assert quick.code == 0, quick
+    assert quick == _click_path("fingerprint", *flags, str(root))
+
+
+@pytest.mark.parametrize("args", [("nope",), ("-v", "nope"), ("--json", "nope")])
+def test_quick_fingerprint_errors_like_the_click_command(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    quick = freshinstall("fingerprint", *args, cwd=tmp_path)
+    assert quick.code == 1
+    assert quick.stderr.splitlines()[-1] == "error: nope: no such directory"
+    assert ("Traceback" in quick.stderr) == ("-v" in args)
+    clicked = _click_path("fingerprint", *args)
+    assert quick.stdout == clicked.stdout == ""
+    assert quick.stderr.splitlines()[-1] == clicked.stderr.splitlines()[-1]
+
+
+def test_quick_fingerprint_never_imports_click(make_project: MakeProject) -> None:
+    root = make_project("setuptools_cli")
+    code = (
+        "import sys; from freshinstall.launch import main; code = main(sys.argv[1:]); "
+        "assert 'click' not in sys.modules, 'click imported'; "
+        "assert 'freshinstall.core' not in sys.modules, 'core imported'"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, "fingerprint", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert len(completed.stdout.strip()) == 64
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (("fingerprint", "--help"), 0, "--no-cache"),
+        (("fingerprint", "--bogus"), 2, "No such option"),
+        (("fingerprint", "a", "b"), 2, "unexpected extra argument"),
+    ],
+)
+def test_other_fingerprint_command_lines_go_to_click(
+    tmp_path: Path, args: tuple[str, ...], code: int, expected: str
+) -> None:
+    result = freshinstall(*args, cwd=tmp_path)
+    assert result.code == code, result
+    assert expected in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

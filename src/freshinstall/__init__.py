@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from freshinstall.core import Options, Outcome, freshen
-from freshinstall.errors import FreshinstallError
-
 __all__ = ["FreshinstallError", "Options", "Outcome", "__version__", "freshen"]
+
+if TYPE_CHECKING:
+    from freshinstall.core import Options, Outcome, freshen
+    from freshinstall.errors import FreshinstallError
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that `freshinstall fingerprint` does not load the whole tool.
+    if name == "FreshinstallError":
+        from freshinstall.errors import FreshinstallError
+
+        return FreshinstallError
+    if name in {"Options", "Outcome", "freshen"}:
+        from freshinstall import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module 'freshinstall' has no attribute {name!r}")

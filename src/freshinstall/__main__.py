@@ -1,3 +1,3 @@
-from freshinstall.cli import run
+from freshinstall.launch import run
 
 run()

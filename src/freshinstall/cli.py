@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from freshinstall import __version__, config
-from freshinstall.config import parse_config_settings
+from freshinstall import __version__
+from freshinstall.config import INSTALLERS, parse_config_settings
 from freshinstall.core import Options, Outcome, freshen
 from freshinstall.errors import FreshinstallError
-from freshinstall.inputs import fingerprint_project
-from freshinstall.install import INSTALLERS
 from freshinstall.output import StderrReporter, prefix, use_color
 from freshinstall.project import load_project
 
@@ -222,20 +220,9 @@ def fingerprint_command(
     verbose: bool,  # noqa: ARG001
 ) -> int:
     """Print the fingerprint of PATH's build inputs: one hex line, e.g. for a CI cache key."""
-    project = load_project(path)
-    _, result = fingerprint_project(project, config.load(project), use_cache=not no_cache)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "fingerprint": result.digest,
-                    "files": len(result.files),
-                    "extras": sorted(result.extras),
-                }
-            )
-        )
-    else:
-        click.echo(result.digest)
+    from freshinstall.launch import fingerprint_text
+
+    click.echo(fingerprint_text(path, no_cache=no_cache, as_json=as_json))
     return 0
 
 
@@ -400,6 +387,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def report(error: FreshinstallError | OSError | KeyboardInterrupt, *, verbose: bool) -> int:
+    """Show an error raised outside main() (by launch's quick path) as main() would; its exit."""
+    _Settings.traceback = verbose
+    if isinstance(error, KeyboardInterrupt):
+        show_error_line("interrupted")
+        return EXIT_INTERRUPTED
+    show_error(error)
+    return EXIT_ERROR
+
+
 def show_error(error: FreshinstallError | OSError) -> None:
     """The failing tool's output (unless it was streamed), then ``error: <one line>``."""
     if isinstance(error, FreshinstallError) and error.output and not _Settings.traceback:
@@ -420,8 +417,3 @@ def show_error_line(message: str) -> None:
     """``error: <message>`` on stderr, the prefix in red where colours are on."""
     color = use_color(sys.stderr)
     click.echo(f"{prefix('error', color=color)} {message}", err=True, color=color)
-
-
-def run() -> None:
-    """The console script."""
-    sys.exit(main())

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from freshinstall.errors import ProjectError
-from freshinstall.install import INSTALLERS
 from freshinstall.project import Project
+
+#: The --installer choices; the first is the default.
+INSTALLERS = ("uv-tool", "uv-pip", "pip", "pipx")
 
 ConfigSettings = Mapping[str, "str | list[str]"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything that shapes one run besides the project itself."""
+class Settings(NamedTuple):
+    """Everything that shapes one run besides the project itself (see project.Project)."""
 
     installer: str = "uv-tool"
     python: str | None = None
@@ -30,7 +30,7 @@ class Settings:
     installer_args: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    config_settings: Mapping[str, str | list[str]] = field(default_factory=dict)
+    config_settings: Mapping[str, str | list[str]] = {}
 
 
 #: pyproject key -> (Settings field, kind)

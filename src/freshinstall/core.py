@@ -165,7 +165,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
             base = _build(
                 project, paths, current, settings, previous, reporter, stream=options.stream
             )
-            current = dataclasses.replace(current, digest=base.fingerprint)
+            current = current._replace(digest=base.fingerprint)
         elif previous is not None:
             base = previous
         else:  # editable, never stamped

@@ -12,7 +12,6 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,13 +42,12 @@ class FileEntry(NamedTuple):
     digest: str
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(NamedTuple):
     """The content hash of a source tree plus the non-file inputs that change a build."""
 
     digest: str
     files: tuple[FileEntry, ...]
-    extras: Mapping[str, str] = field(default_factory=dict)
+    extras: Mapping[str, str] = {}
 
     @property
     def short(self) -> str:

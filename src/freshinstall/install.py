@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from freshinstall._process import last_line, run
+from freshinstall.config import INSTALLERS
 from freshinstall.errors import CommandError, InstallError, ToolNotFoundError
-
-INSTALLERS = ("uv-tool", "uv-pip", "pip", "pipx")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from freshinstall.errors import ProjectError
 
@@ -17,13 +16,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@dataclass(frozen=True)
-class Project:
-    """A Python project directory and the parts of its pyproject.toml freshinstall reads."""
+class Project(NamedTuple):
+    """A Python project directory and the parts of its pyproject.toml freshinstall reads.
+
+    NamedTuples, not dataclasses, on the path of ``freshinstall fingerprint``: importing
+    dataclasses (and with it inspect) is a measurable part of that command's start-up.
+    """
 
     root: Path
     #: The parsed pyproject.toml, empty for a legacy setup.py-only project.
-    pyproject: dict[str, Any] = field(default_factory=dict, repr=False)
+    pyproject: Mapping[str, Any] = {}
 
     @property
     def name(self) -> str | None:
@@ -56,7 +58,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     has_setup_py = (root / "setup.py").is_file()
     if not pyproject_path.is_file():
         if has_setup_py:
-            return Project(root)
+            return Project(root, {})
         raise ProjectError(f"{root}: not a Python project (no pyproject.toml or setup.py)")
     try:
         with pyproject_path.open("rb") as file:
