@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from freshinstall import buildenv
 from tests.conftest import MakeProject
 from tests.helpers import Result, Sandbox, freshinstall, uv
 
@@ -1135,7 +1136,7 @@ import sys
 
 if os.environ.get("PROJECT_CODE_LOG"):
     with open(os.environ["PROJECT_CODE_LOG"], "a") as log:
-        log.write(sys.prefix + "\\n")
+        log.write(sys.prefix + "\\0" + os.getcwd() + "\\n")
 """
 
 
@@ -1157,12 +1158,17 @@ def test_project_code_runs_only_in_the_isolated_build_environment(
         result = freshinstall(*args, project)
         assert result.code == 0, (args, result.stderr)
 
-    prefixes = log.read_text().splitlines()
-    assert prefixes  # setup.py ran: for the build, and only there
-    for prefix in prefixes:
-        path = Path(prefix).resolve()
-        assert path.is_relative_to(scratch.resolve()), prefix
-        assert path.parent.name.startswith("freshinstall-build-"), prefix
+    runs = [line.split("\0") for line in log.read_text().splitlines()]
+    assert runs  # setup.py ran: for the build, and only there
+    envs = (sandbox.home / ".cache" / "freshinstall" / "build-envs").resolve()
+    for prefix, cwd in runs:
+        # In a build environment of freshinstall's (kept in its cache, holding only the build
+        # requirements), on a copy of the source in the build's scratch directory.
+        assert Path(prefix).resolve().parent == envs, prefix
+        assert (Path(prefix) / buildenv.COMPLETE).is_file(), prefix
+        workdir = Path(cwd).resolve()
+        assert workdir.is_relative_to(scratch.resolve()), cwd
+        assert any(part.startswith("freshinstall-build-") for part in workdir.parts), cwd
 
 
 # -- 15. Ctrl-C during the install --------------------------------------------------------------

@@ -13,12 +13,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from freshinstall import fingerprint
+from freshinstall import buildenv, fingerprint
 from freshinstall._process import last_line, run
 from freshinstall.errors import BuildError, CommandError
 
@@ -36,55 +36,9 @@ class BuildResult:
     version: str
     fingerprint: fingerprint.Fingerprint
     seconds: float
-
-
-class UvIsolatedEnv:
-    """A throw-away virtual environment made and filled by uv (build's ``IsolatedEnv`` protocol)."""
-
-    def __init__(self, path: Path, uv: str, *, python: str | None, stream: bool) -> None:
-        self.path = path
-        self._uv = uv
-        self._stream = stream
-        argv = [uv, "venv", "--no-config", "--quiet", str(path)]
-        if python:
-            argv[2:2] = ["--python", python]
-        try:
-            run(argv, cwd=path.parent, stream=stream)
-        except CommandError as error:
-            raise BuildError(
-                f"uv could not create the build environment: {last_line(error.output)}",
-                error.output,
-            ) from None
-        self.bin_dir = path / ("Scripts" if os.name == "nt" else "bin")
-
-    @property
-    def python_executable(self) -> str:
-        return str(self.bin_dir / ("python.exe" if os.name == "nt" else "python"))
-
-    def make_extra_environ(self) -> dict[str, str]:
-        return {
-            "PATH": os.pathsep.join([str(self.bin_dir), os.environ.get("PATH", "")]),
-            "PYTHONPATH": "",
-            "VIRTUAL_ENV": str(self.path),
-        }
-
-    def install(self, requirements: Collection[str]) -> None:
-        if not requirements:
-            return
-        argv = [
-            self._uv,
-            "pip",
-            "install",
-            "--python",
-            self.python_executable,
-            *sorted(requirements),
-        ]
-        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        try:
-            run(argv, cwd=self.path, env=env, stream=self._stream)
-        except CommandError as error:
-            reason = f"could not install the build requirements: {last_line(error.output)}"
-            raise BuildError(reason, error.output) from None
+    #: The interpreter the backend ran on (its real path), and whether the wheel is for it alone.
+    interpreter: str
+    platform_specific: bool
 
 
 def build_wheel(
@@ -104,15 +58,17 @@ def build_wheel(
         workdir = Path(scratch)
         source = _prepare_source(root, workdir)
         snap = fingerprint.snapshot(root, paths, source, extras)
-        env = UvIsolatedEnv(workdir / "env", uv, python=python, stream=stream)
-        built = _run_backend(
-            env, source, workdir / "out", dict(config_settings or {}), stream=stream
+        settings = dict(config_settings or {})
+        built, interpreter = _run_backend(
+            source, workdir, settings, uv=uv, python=python, stream=stream
         )
         wheel, sha256 = _publish(built, dist_dir)
     from packaging.utils import parse_wheel_filename
 
-    name, version, _, _ = parse_wheel_filename(wheel.name)
-    return BuildResult(wheel, sha256, str(name), str(version), snap, time.monotonic() - start)
+    name, version, _, tags = parse_wheel_filename(wheel.name)
+    specific = any(tag.abi != "none" or tag.platform != "any" for tag in tags)
+    seconds = time.monotonic() - start
+    return BuildResult(wheel, sha256, str(name), str(version), snap, seconds, interpreter, specific)
 
 
 def _prepare_source(root: Path, workdir: Path) -> Path:
@@ -154,13 +110,18 @@ def _resolve_git_dir(dot_git: Path) -> Path:
 
 
 def _run_backend(
-    env: UvIsolatedEnv,
     source: Path,
-    out_dir: Path,
+    workdir: Path,
     config_settings: dict[str, str | list[str]],
     *,
+    uv: str,
+    python: str | None,
     stream: bool,
-) -> Path:
+) -> tuple[Path, str]:
+    """Run the backend's hooks in an environment of its build requirements.
+
+    Returns the wheel's path and the real path of the interpreter the backend ran on.
+    """
     import build
 
     def runner(
@@ -168,15 +129,24 @@ def _run_backend(
     ) -> None:
         run(cmd, cwd=cwd, env={**os.environ, **(extra_environ or {})}, stream=stream)
 
+    def environment(requirements: set[str], scratch: str) -> ProjectBuilder:
+        env = buildenv.environment(
+            requirements, workdir / scratch, uv=uv, python=python, stream=stream
+        )
+        return build.ProjectBuilder.from_isolated_env(env, source, runner=runner)
+
     try:
-        builder: ProjectBuilder = build.ProjectBuilder.from_isolated_env(env, source, runner=runner)
-        env.install(builder.build_system_requires)
+        requires = build.ProjectBuilder(source, runner=runner).build_system_requires
+        builder = environment(requires, "env")
         with _backend_errors(builder):
-            env.install(builder.get_requires_for_build("wheel", config_settings))
+            more = builder.get_requires_for_build("wheel", config_settings) - requires
+        if more:  # never added to a shared environment: one with all of them
+            builder = environment(requires | more, "env-more")
         with _backend_errors(builder):
-            return Path(builder.build("wheel", out_dir, config_settings))
+            wheel = Path(builder.build("wheel", workdir / "out", config_settings))
     except build.BuildException as error:
         raise BuildError(str(error)) from None
+    return wheel, os.path.realpath(builder.python_executable)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from freshinstall import config, fingerprint, inputs, stamp
+from freshinstall import buildenv, config, fingerprint, inputs, stamp
 from freshinstall.config import Settings
 from freshinstall.decide import Decision, decide_for
 from freshinstall.errors import ProjectError, StampError
@@ -240,6 +240,11 @@ def _build(
         wheel_sha256=built.sha256,
         installs=kept,
         wheels=stamp.earlier_wheels(previous, project.dist_dir, built.wheel.name),
+        interpreter=(
+            buildenv.interpreter_identity(settings.python, built.interpreter)
+            if built.platform_specific
+            else ""
+        ),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from freshinstall import fingerprint, stamp
+from freshinstall import buildenv, fingerprint, stamp
 from freshinstall.config import Settings
 
 UP_TO_DATE = "up to date"
@@ -30,14 +30,22 @@ def decide(
     dist_dir: Path,
     *,
     force: bool = False,
+    python: str | None = None,
 ) -> Decision:
-    """Whether to build and whether to install, and why, in the user's words."""
+    """Whether to build and whether to install, and why, in the user's words.
+
+    ``python`` is the --python setting: a wheel built for one interpreter is rebuilt when a
+    build now would run on another.
+    """
     if force:
         return Decision(build=True, install=True, reason="--force")
     if previous is None:
         return Decision(build=True, install=True, reason="never built by freshinstall")
     if previous.fingerprint != current:
         return Decision(build=True, install=True, reason="the source changed since the last build")
+    if previous.interpreter and buildenv.interpreter_changed(previous.interpreter, python):
+        reason = f"dist/{previous.wheel} was built for another interpreter"
+        return Decision(build=True, install=True, reason=reason)
     wheel = dist_dir / previous.wheel
     try:
         intact = fingerprint.file_sha256(wheel) == previous.wheel_sha256
@@ -107,7 +115,7 @@ def decide_for(
     """decide(), or decide_editable() when the settings ask for an editable install."""
     if settings.editable:
         return decide_editable(current, previous, key, options, force=force)
-    return decide(current, previous, key, options, dist_dir, force=force)
+    return decide(current, previous, key, options, dist_dir, force=force, python=settings.python)
 
 
 def is_inside(path: Path, directory: Path) -> bool:

@@ -164,7 +164,9 @@ def _reference(
     """The stamped wheel when it is a build of exactly the current source, else a fresh build."""
     # decide() builds unless the stamped fingerprint is the current one and the wheel intact.
     if previous is not None and previous.wheel:
-        decision = decide.decide(current.digest, previous, ("", ""), (), project.dist_dir)
+        decision = decide.decide(
+            current.digest, previous, ("", ""), (), project.dist_dir, python=settings.python
+        )
         if not decision.build:
             yield project.dist_dir / previous.wheel, False
             return

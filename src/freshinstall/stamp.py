@@ -65,6 +65,9 @@ class Stamp:
     #: Earlier wheels freshinstall wrote into dist/ that were still there at the last build, as
     #: (file name, sha256): ``clean`` may remove them while their hash still matches.
     wheels: tuple[tuple[str, str], ...] = ()
+    #: For a wheel built for one interpreter (a platform or ABI tag), the identity of that
+    #: interpreter (buildenv.interpreter_identity); empty for a pure wheel.
+    interpreter: str = ""
 
     def target_for(self, installer: str, locator: str) -> str | None:
         """The target stamped for ``installer`` when it was resolved from the same ``locator``."""
@@ -232,6 +235,7 @@ def _from_json(data: Any) -> Stamp:
         installs=installs,
         freshinstall=_str(data, "freshinstall"),
         wheels=tuple(map(_wheel_pair, _list(data, "wheels") if "wheels" in data else [])),
+        interpreter=_str(data, "interpreter") if "interpreter" in data else "",
     )
 
 

@@ -1,0 +1,225 @@
+"""Build environments kept between builds: reused only while they hold exactly what a new one would.
+
+Real builds with setuptools and uv; the cache is the sandbox's $XDG_CACHE_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from freshinstall import buildenv
+from tests.conftest import MakeProject
+from tests.helpers import Sandbox, freshinstall
+
+pytestmark = pytest.mark.slow
+
+HOUR_NS = 3600 * 10**9
+
+#: An in-tree backend that asks, at build time, for one more requirement than it declares.
+ASKING_BACKEND = """\
+from setuptools import build_meta as _setuptools
+from setuptools.build_meta import *  # noqa: F403
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return [*_setuptools.get_requires_for_build_wheel(config_settings), "packaging"]
+"""
+
+
+def envs(sandbox: Sandbox) -> list[Path]:
+    """The environments in the cache, oldest first."""
+    cache = sandbox.home / ".cache" / "freshinstall" / "build-envs"
+    found = [path for path in cache.iterdir() if path.is_dir()] if cache.is_dir() else []
+    return sorted(found, key=lambda path: int(path.name.rpartition("-")[2]))
+
+
+def installed(project: Path, *args: str) -> None:
+    result = freshinstall("--force", *args, project, timeout=300)
+    assert result.code == 0, result.stderr
+
+
+def age(env: Path, nanoseconds: int) -> Path:
+    """Make ``env`` look ``nanoseconds`` older (the creation time is in its name)."""
+    key, _, created = env.name.rpartition("-")
+    older = env.with_name(f"{key}-{int(created) - nanoseconds}")
+    env.rename(older)
+    return older
+
+
+def test_the_second_build_reuses_the_environment(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    assert json.loads((first / buildenv.COMPLETE).read_text()) == ["setuptools>=64"]
+    marker = (first / buildenv.COMPLETE).stat().st_mtime_ns
+
+    (project / "src" / "stcli" / "cli.py").write_text(
+        "def main():\n    print('second')\n", encoding="utf-8"
+    )
+    installed(project)
+    assert envs(sandbox) == [first]
+    assert (first / buildenv.COMPLETE).stat().st_mtime_ns == marker
+    assert sandbox.run_tool("stcli") == "second"
+
+
+def test_other_build_requirements_get_their_own_environment(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('"setuptools>=64"', '"setuptools>=64", "wheel"')
+    )
+    installed(project)
+    contents = [json.loads((env / buildenv.COMPLETE).read_text()) for env in envs(sandbox)]
+    assert contents == [["setuptools>=64"], ["setuptools>=64", "wheel"]]
+
+
+def test_an_environment_is_reused_for_an_hour_and_deleted_after_a_day(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    expired = age(first, HOUR_NS + 10**9)
+    installed(project)
+    assert envs(sandbox)[0] == expired  # kept: a build may still be using it
+    (second,) = envs(sandbox)[1:]
+
+    age(expired, 23 * HOUR_NS)  # now made more than a day ago
+    installed(project)
+    assert envs(sandbox) == [second]
+
+
+def test_a_half_made_environment_is_never_used(make_project: MakeProject, sandbox: Sandbox) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    (first / buildenv.COMPLETE).unlink()  # as if killed before the install finished
+    installed(project)
+    assert len(envs(sandbox)) == 2
+    assert not (first / buildenv.COMPLETE).exists()
+
+
+def test_requirements_asked_for_at_build_time_never_enter_the_shared_environment(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = make_project("setuptools_cli")
+    (project / "_backend").mkdir()
+    (project / "_backend" / "asking.py").write_text(ASKING_BACKEND, encoding="utf-8")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'build-backend = "setuptools.build_meta"',
+            'build-backend = "asking"\nbackend-path = ["_backend"]',
+        )
+    )
+    installed(project)
+    by_contents = {
+        tuple(json.loads((env / buildenv.COMPLETE).read_text())): env for env in envs(sandbox)
+    }
+    assert sorted(by_contents) == [("packaging", "setuptools>=64"), ("setuptools>=64",)]
+    static = by_contents[("setuptools>=64",)]
+    assert not list(static.glob("lib/python*/site-packages/packaging"))
+    assert "stcli.cli" in sandbox.run_tool("stcli")
+
+
+def test_an_unusable_cache_means_a_throw_away_environment(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_directory = tmp_path / "cache-file"
+    not_a_directory.write_text("", encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_directory))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    project = make_project("setuptools_cli")
+    installed(project)
+    assert "stcli.cli" in sandbox.run_tool("stcli")
+    assert not_a_directory.read_text(encoding="utf-8") == ""
+    assert os.listdir(scratch) == []  # the throw-away environment went with the build
+
+
+# -- the interpreter, for wheels built for one ---------------------------------------------------
+
+PLATFORM_SETUP = """\
+from setuptools import setup
+from setuptools.dist import Distribution
+
+
+class ForOneInterpreter(Distribution):
+    def has_ext_modules(self):  # tags the wheel cpXY-cpXY-<platform>, as a C extension would
+        return True
+
+
+setup(distclass=ForOneInterpreter)
+"""
+
+
+def make_platform_project(make_project: MakeProject) -> Path:
+    project = make_project("setuptools_cli")
+    (project / "setup.py").write_text(PLATFORM_SETUP, encoding="utf-8")
+    return project
+
+
+def stamp_of(project: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((project / "dist" / ".freshinstall.json").read_text())
+    return data
+
+
+def test_a_platform_wheel_is_rebuilt_when_the_interpreter_choice_changes(
+    make_project: MakeProject, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_platform_project(make_project)
+    installed(project)
+    first = stamp_of(project)
+    assert "-none-any" not in str(first["wheel"])
+    assert first["interpreter"]
+
+    again = freshinstall(project)
+    assert again.code == 0
+    assert "up to date" in again.stdout
+
+    # uv would now choose the interpreter by UV_PYTHON: freshinstall cannot tell it is the same
+    # one without asking, so it builds again, and is then up to date with the new choice.
+    monkeypatch.setenv("UV_PYTHON", sys.executable)
+    status = freshinstall("status", project)
+    assert status.code == 1
+    assert "built for another interpreter" in status.stdout
+    rebuilt = freshinstall("--json", project)
+    assert rebuilt.code == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["rebuilt"] is True
+    assert freshinstall("status", project).code == 0
+    assert "stcli.cli" in sandbox.run_tool("stcli")
+
+
+def test_a_pure_wheel_ignores_the_interpreter_choice(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    assert stamp_of(project)["interpreter"] == ""
+    monkeypatch.setenv("UV_PYTHON", sys.executable)
+    result = freshinstall(project)
+    assert result.code == 0
+    assert "up to date" in result.stdout
+
+
+def test_a_recorded_interpreter_that_is_gone_or_unreadable_means_a_rebuild(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("", encoding="utf-8")
+    recorded = buildenv.interpreter_identity(None, str(python))
+    assert not buildenv.interpreter_changed(recorded, None)
+    assert buildenv.interpreter_changed(recorded, "3.11")  # another --python
+    python.write_text("replaced", encoding="utf-8")
+    assert buildenv.interpreter_changed(recorded, None)
+    assert buildenv.interpreter_changed("not json", None)
+    assert buildenv.interpreter_changed("[1, 2, 3]", None)
