@@ -131,6 +131,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
             installer.options,
             project.dist_dir,
             force=options.force,
+            links_out=current.links_out,
         )
 
     def outcome(previous: stamp.Stamp | None, decision: Decision, *, done: bool) -> Outcome:

@@ -6,6 +6,7 @@ is data, so paths it names are read only where an install put them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ class Decision:
     build: bool
     install: bool
     reason: str
+    #: For `status --json`, where the reason is not about the files, the wheel or the install.
+    code: str = ""
 
 
 def decide(
@@ -31,21 +34,30 @@ def decide(
     *,
     force: bool = False,
     python: str | None = None,
+    links_out: Sequence[str] = (),
 ) -> Decision:
     """Whether to build and whether to install, and why, in the user's words.
 
     ``python`` is the --python setting: a wheel built for one interpreter is rebuilt when a
-    build now would run on another.
+    build now would run on another. ``links_out`` (Fingerprint.links_out) are inputs whose
+    content the fingerprint cannot see: with any, every run builds.
     """
     if force:
         return Decision(build=True, install=True, reason="--force")
+    if links_out:
+        reason = (
+            f"{links_out[0]} is a link to an absolute path, which the build follows and the "
+            "fingerprint does not, so every run builds (make the link relative to a file "
+            "inside the project)"
+        )
+        return Decision(build=True, install=True, reason=reason, code="link-out")
     if previous is None:
         return Decision(build=True, install=True, reason="never built by freshinstall")
     if previous.fingerprint != current:
         return Decision(build=True, install=True, reason="the source changed since the last build")
     if previous.interpreter and buildenv.interpreter_changed(previous.interpreter, python):
         reason = f"dist/{previous.wheel} was built for another interpreter"
-        return Decision(build=True, install=True, reason=reason)
+        return Decision(build=True, install=True, reason=reason, code="interpreter-changed")
     wheel = dist_dir / previous.wheel
     try:
         intact = fingerprint.file_sha256(wheel) == previous.wheel_sha256
@@ -111,11 +123,15 @@ def decide_for(
     dist_dir: Path,
     *,
     force: bool = False,
+    links_out: Sequence[str] = (),
 ) -> Decision:
     """decide(), or decide_editable() when the settings ask for an editable install."""
     if settings.editable:
         return decide_editable(current, previous, key, options, force=force)
-    return decide(current, previous, key, options, dist_dir, force=force, python=settings.python)
+    python = settings.python
+    return decide(
+        current, previous, key, options, dist_dir, force=force, python=python, links_out=links_out
+    )
 
 
 def is_inside(path: Path, directory: Path) -> bool:

@@ -165,7 +165,13 @@ def _reference(
     # decide() builds unless the stamped fingerprint is the current one and the wheel intact.
     if previous is not None and previous.wheel:
         decision = decide.decide(
-            current.digest, previous, ("", ""), (), project.dist_dir, python=settings.python
+            current.digest,
+            previous,
+            ("", ""),
+            (),
+            project.dist_dir,
+            python=settings.python,
+            links_out=current.links_out,
         )
         if not decision.build:
             yield project.dist_dir / previous.wheel, False

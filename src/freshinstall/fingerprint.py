@@ -48,6 +48,9 @@ class Fingerprint(NamedTuple):
     digest: str
     files: tuple[FileEntry, ...]
     extras: Mapping[str, str] = {}
+    #: Input symlinks with an absolute target, as "path -> target": the build follows them,
+    #: the fingerprint never does, so a project with any is built on every run.
+    links_out: tuple[str, ...] = ()
 
     @property
     def short(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,27 @@ def fingerprint_project(
         found["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
     cache_dir = project.dist_dir if use_cache else None
     entries = statcache.hash_files(project.root, paths, cache_dir)
-    return paths, fingerprint.combine(entries, found)
+    result = fingerprint.combine(entries, found)
+    return paths, result._replace(links_out=absolute_links(project.root, result.files))
+
+
+def absolute_links(root: Path, files: Iterable[fingerprint.FileEntry]) -> tuple[str, ...]:
+    """Input symlinks whose target is an absolute path, as "path -> target".
+
+    The build copies them as links, which still resolve from the copy, so the backend packs
+    what they point at; the fingerprint only ever hashes the link text (it never follows a
+    link out of the tree), so it cannot tell when that content changes.
+    """
+    found = []
+    for entry in files:
+        if entry.kind == "l":
+            try:
+                target = os.readlink(os.path.join(root, entry.path))
+            except OSError:
+                continue
+            if os.path.isabs(target):
+                found.append(f"{entry.path} -> {target}")
+    return tuple(found)
 
 
 def select(root: Path, paths: list[str], settings: Settings) -> list[str]:

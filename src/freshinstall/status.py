@@ -79,7 +79,9 @@ def check(options: core.Options) -> Status:
 
     def decide_at(digest: str) -> decide.Decision:
         dist = project.dist_dir
-        return decide.decide_for(settings, digest, previous, key, installer.options, dist)
+        return decide.decide_for(
+            settings, digest, previous, key, installer.options, dist, links_out=current.links_out
+        )
 
     decision = decide_at(current.digest)
     reasons: list[Reason] = []
@@ -113,7 +115,8 @@ def check(options: core.Options) -> Status:
 
 def _other(decision: decide.Decision) -> Reason:
     """A reason that is not about the source files: the wheel in dist/, or the install."""
-    return Reason("wheel-changed" if decision.build else "install-changed", decision.reason)
+    code = decision.code or ("wheel-changed" if decision.build else "install-changed")
+    return Reason(code, decision.reason)
 
 
 def source_changes(
