@@ -13,8 +13,8 @@ Rules, so that reuse never changes a build:
   interpreter is given, PATH, which uv searches for one.
 * An environment is reused for an hour after it was made; after that a new one resolves the
   requirements again, so a new release of a backend reaches builds within the hour (a new
-  environment per build would see it at once; uv's own cache of the package index also keeps
-  index pages for up to 10 minutes).
+  environment per build would see it as soon as uv's cached index pages expire, which uv
+  keeps as long as the index's Cache-Control header allows; pypa/pip#13680).
 * Requirements a backend asks for at build time (``get_requires_for_build_wheel``) are never
   added to a shared environment: the build moves to the environment keyed by all of them.
 * An environment is used only once complete (a marker written after the install), made under a
