@@ -76,3 +76,31 @@ def freshinstall(
         check=False,
     )
     return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+def start_group(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``argv`` in a process group of its own (as a shell job is), output captured."""
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_groups(started: list[subprocess.Popen[str]]) -> None:
+    """Kill whatever is left of each group and reap it.
+
+    The group outlives its leader when only the leader was killed: this kills the orphans too.
+    """
+    import contextlib
+    import signal
+
+    for process in started:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=30)

@@ -242,6 +242,16 @@ def test_untracked_build_outputs_do_not_count(tree: Path, paths: tuple[str, ...]
     assert (fingerprint.list_inputs(tree), digest(tree)) == before
 
 
+def test_a_dist_symlink_does_not_count(tree: Path, tmp_path: Path) -> None:
+    """A root `dist` linked to another disk is still freshinstall's output, never an input."""
+    before = fingerprint.list_inputs(tree), digest(tree)
+    elsewhere = tmp_path / "roomy-disk" / "dist"
+    elsewhere.mkdir(parents=True)
+    (tree / "dist").symlink_to(elsewhere)
+    write(elsewhere, "demo-1.0-py3-none-any.whl", "wheel\n")
+    assert (fingerprint.list_inputs(tree), digest(tree)) == before
+
+
 @pytest.mark.parametrize(
     "relpath", ["src/build/x.py", "src/dist/y.py", "pkg/build/lib/z.py", "builder/a.py"]
 )

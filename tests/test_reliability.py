@@ -30,7 +30,7 @@ import pytest
 
 from freshinstall import buildenv
 from tests.conftest import MakeProject
-from tests.helpers import Result, Sandbox, freshinstall, uv
+from tests.helpers import Result, Sandbox, freshinstall, kill_groups, start_group, uv
 
 pytestmark = pytest.mark.slow
 
@@ -119,25 +119,15 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     ) -> subprocess.Popen[str]:
         scratch = tmp_path / f"scratch-{len(started)}"
         scratch.mkdir()
-        process = subprocess.Popen(
+        process = start_group(
             [sys.executable, "-m", "freshinstall", *(os.fspath(arg) for arg in args)],
-            env={**os.environ, "TMPDIR": str(scratch), **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            {**os.environ, "TMPDIR": str(scratch), **(env or {})},
         )
         started.append(process)
         return process
 
     yield start
-    for process in started:
-        # The group outlives its leader when only the leader was killed: reap the orphans too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.communicate(timeout=30)
+    kill_groups(started)
 
 
 def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:

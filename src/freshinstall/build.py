@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,6 +25,12 @@ from freshinstall.errors import BuildError, CommandError
 
 if TYPE_CHECKING:
     from build import ProjectBuilder
+
+#: Each build's scratch directory in $TMPDIR, the lock its build holds in it, and the marker
+#: saying the lock is held (see :func:`remove_abandoned_scratch`).
+SCRATCH_PREFIX = "freshinstall-build-"
+LOCK = ".lock"
+OWNED = ".owned"
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,14 @@ def build_wheel(
 ) -> BuildResult:
     """Copy ``paths`` out of ``root``, build a wheel from the copy, move it into ``dist_dir``."""
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="freshinstall-build-") as scratch:
+    remove_abandoned_scratch()
+    # ignore_cleanup_errors: another run's remove_abandoned_scratch() may, in a rare race,
+    # re-create the lock file here while this directory is being removed; the wheel is already
+    # in dist/ by then, and the leftover (without .owned) only costs disk.
+    with (
+        tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, ignore_cleanup_errors=True) as scratch,
+        _owned(Path(scratch)),
+    ):
         workdir = Path(scratch)
         source = _prepare_source(root, workdir)
         snap = fingerprint.snapshot(root, paths, source, extras)
@@ -69,6 +83,67 @@ def build_wheel(
     specific = any(tag.abi != "none" or tag.platform != "any" for tag in tags)
     seconds = time.monotonic() - start
     return BuildResult(wheel, sha256, str(name), str(version), snap, seconds, interpreter, specific)
+
+
+@contextlib.contextmanager
+def _owned(scratch: Path) -> Iterator[None]:
+    """Hold ``scratch``'s lock while the build runs, and mark the directory ``.owned``.
+
+    The marker is created only once the lock is held and removed before it is released, so a
+    directory with the marker and a free lock is one whose build died (see
+    :func:`remove_abandoned_scratch`).
+    """
+    import filelock
+
+    lock = filelock.FileLock(scratch / LOCK)
+    lock.acquire()
+    try:
+        (scratch / OWNED).touch()
+        yield
+    finally:
+        (scratch / OWNED).unlink(missing_ok=True)
+        lock.release()
+
+
+def remove_abandoned_scratch() -> None:
+    """Remove the scratch directories that killed builds left in $TMPDIR; never raises.
+
+    A build killed with SIGKILL (or by a crash or power loss) cannot remove its scratch
+    directory, a copy of the project and sometimes a whole build environment, so it would stay
+    forever. A live build holds the flock lock in its directory; the OS releases such a lock
+    when its process dies, so a lock we can take proves the owner is gone. The ``.owned``
+    marker closes the window between creating the lock file and locking it: a directory
+    without it is being made or removed, or is not a build's, and is left alone. Errors are
+    ignored: this only saves disk.
+    """
+    import filelock
+
+    tmp = tempfile.gettempdir()
+    try:
+        names = [name for name in os.listdir(tmp) if name.startswith(SCRATCH_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(tmp, name)
+        owned = os.path.join(path, OWNED)
+        try:
+            info = os.lstat(path)  # a symlink is not followed: it is never a build's
+        except OSError:
+            continue
+        ours = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+        if not (ours and os.path.exists(owned)):
+            continue
+        lock = filelock.FileLock(os.path.join(path, LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except (filelock.Timeout, OSError):
+            continue  # its build is alive, or the lock cannot be had: leave it
+        try:
+            if os.path.exists(owned):  # else its build just ended and is removing it
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            with contextlib.suppress(OSError):
+                lock.release()
 
 
 def _prepare_source(root: Path, workdir: Path) -> Path:

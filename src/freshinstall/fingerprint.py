@@ -273,9 +273,10 @@ def _without_outputs(root: Path, entries: list[tuple[str, bool]]) -> Iterator[st
     venvs = {path[: -len("pyvenv.cfg")] for path in untracked if path.endswith("/pyvenv.cfg")}
     root_outputs = root_output_dirs(root)
     for path, tracked in entries:
-        if path.startswith("dist/"):
+        if path.startswith("dist/") or path == "dist":
             # Even where git tracks it: freshinstall writes its wheel and stamp there, and
-            # counting them would make every install change the next fingerprint.
+            # counting them would make every install change the next fingerprint. Nor does
+            # `dist` itself count where it is a symlink (to a roomier disk, say).
             continue
         if path.endswith("/"):
             inner_paths = _walk(root, path.rstrip("/") + "/")
