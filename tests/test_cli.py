@@ -236,11 +236,11 @@ def test_invalid_stamp_is_ignored_with_a_note(make_project: MakeProject) -> None
 # --- `fingerprint` answers without click, and exactly as the click command does ------------------
 
 
-def _click_path(*args: str) -> Result:
-    """The same command line through click, skipping launch's quick path."""
+def _click_path(*args: str, cwd: Path | None = None) -> Result:
+    """The same command line through click, skipping launch's quick paths."""
     code = "import sys; from freshinstall.cli import main; sys.exit(main(sys.argv[1:]))"
     completed = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, check=False
     )
     return Result(completed.returncode, completed.stdout, completed.stderr)
 
@@ -265,7 +265,7 @@ def test_quick_fingerprint_errors_like_the_click_command(
     assert quick.code == 1
     assert quick.stderr.splitlines()[-1] == "error: nope: no such directory"
     assert ("Traceback" in quick.stderr) == ("-v" in args)
-    clicked = _click_path("fingerprint", *args)
+    clicked = _click_path("fingerprint", *args, cwd=tmp_path)
     assert quick.stdout == clicked.stdout == ""
     assert quick.stderr.splitlines()[-1] == clicked.stderr.splitlines()[-1]
 
@@ -302,3 +302,44 @@ def test_other_fingerprint_command_lines_go_to_click(
     assert result.code == code, result
     assert expected in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_quick_paths_know_every_command() -> None:
+    from freshinstall import cli, launch
+
+    assert set(cli.cli.commands) == launch.COMMANDS
+
+
+@pytest.mark.parametrize("where", ["nope", "file", "empty"])
+def test_quick_install_errors_like_the_click_command(tmp_path: Path, where: str) -> None:
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    quick = freshinstall(where, cwd=tmp_path)
+    clicked = _click_path(where, cwd=tmp_path)
+    assert quick.code == clicked.code == 1
+    assert quick.stdout == clicked.stdout == ""
+    assert quick.stderr == clicked.stderr
+    assert quick.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_quick_install_up_to_date_matches_click_and_never_imports_click(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    root = make_project("setuptools_cli")
+    first = freshinstall(root)
+    assert first.code == 0, first.stderr
+    assert "built and installed" in first.stdout
+    quick, clicked = freshinstall(root), _click_path(str(root))
+    assert quick.code == clicked.code == 0
+    assert quick.stdout == clicked.stdout
+    assert "is up to date" in quick.stdout
+    code = (
+        "import sys; from freshinstall.launch import main; code = main(sys.argv[1:]); "
+        "assert code == 0; assert 'click' not in sys.modules, 'click imported'"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "is up to date" in completed.stdout

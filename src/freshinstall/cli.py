@@ -18,7 +18,7 @@ import click
 
 from freshinstall import __version__
 from freshinstall.config import INSTALLERS, parse_config_settings
-from freshinstall.core import Options, Outcome, freshen
+from freshinstall.core import Options, describe, freshen
 from freshinstall.errors import FreshinstallError
 from freshinstall.output import StderrReporter, prefix, use_color
 from freshinstall.project import load_project
@@ -347,20 +347,6 @@ def clean_command(path: Path, dry_run: bool, verbose: bool, quiet: bool) -> int:
         done = f"{'would remove' if dry_run else 'removed'} {count} path{'s' * (count != 1)}"
         click.echo(done if count else "nothing to clean", err=True)
     return 0
-
-
-def describe(outcome: Outcome) -> str:
-    """The one result line printed on stdout."""
-    name = outcome.project or "the project"
-    label = f"{name} {outcome.version}" if outcome.version else name
-    where = f"({outcome.installer} in {outcome.target})"
-    if outcome.up_to_date:
-        return f"{label} is up to date {where}"
-    if outcome.dry_run:
-        action = "build and install" if outcome.needs_build else "install"
-        return f"would {action} {name} {where}: {outcome.reason}"
-    done = "built and installed" if outcome.rebuilt else "installed"
-    return f"{label} {done} {where}: {outcome.reason}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

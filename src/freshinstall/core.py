@@ -94,6 +94,20 @@ def installer_for(settings: Settings, *, stream: bool = False) -> Installer:
     )
 
 
+def describe(outcome: Outcome) -> str:
+    """The one result line printed on stdout."""
+    name = outcome.project or "the project"
+    label = f"{name} {outcome.version}" if outcome.version else name
+    where = f"({outcome.installer} in {outcome.target})"
+    if outcome.up_to_date:
+        return f"{label} is up to date {where}"
+    if outcome.dry_run:
+        action = "build and install" if outcome.needs_build else "install"
+        return f"would {action} {name} {where}: {outcome.reason}"
+    done = "built and installed" if outcome.rebuilt else "installed"
+    return f"{label} {done} {where}: {outcome.reason}"
+
+
 def resolve_target(installer: Installer, previous: stamp.Stamp | None) -> str:
     """Where ``installer`` installs: the stamped target while the settings it was resolved
     from are unchanged (no subprocess), else the installer's answer."""

@@ -1,11 +1,15 @@
-"""The console script: ``freshinstall fingerprint`` answers without loading the rest of the tool.
+"""The console script: the two commonest command lines answer without importing click.
 
-Scripts, editor hooks and CI run ``fingerprint`` before every step, and there start-up is most of
-its cost: importing click and the install machinery takes longer than fingerprinting 10,000
-unchanged files (benchmarks/bench_fingerprint.py prints both). So the plain forms of that one
-command, ``fingerprint [--no-cache] [--json] [-v] [PATH]``, are recognised here; everything else,
-``--help``, an option this does not know and shell completion included, goes to click
-(:func:`freshinstall.cli.main`), which also formats any error.
+Scripts, editor hooks, Makefiles and CI run ``freshinstall .`` and ``freshinstall fingerprint``
+before every step, and when nothing changed start-up is most of their cost: importing click
+takes longer than the whole no-change check of a small project (benchmarks/bench_install.py
+and benchmarks/bench_fingerprint.py print both). So two plain forms are recognised here:
+
+* ``freshinstall [PATH]``: install, with no option at all;
+* ``freshinstall fingerprint [--no-cache] [--json] [-v] [PATH]``.
+
+Everything else, ``--help``, any option and shell completion included, goes to click
+(:func:`freshinstall.cli.main`), which also formats the errors of both quick paths.
 """
 
 from __future__ import annotations
@@ -25,25 +29,54 @@ def run() -> None:
     sys.exit(main(sys.argv[1:]))
 
 
+#: The commands of freshinstall.cli (a test keeps the two in step): any other first word of a
+#: command line is the PATH of `install`.
+COMMANDS = frozenset({"install", "fingerprint", "status", "doctor", "watch", "clean"})
+
+
 def main(argv: Sequence[str]) -> int:
     """Exit code of ``freshinstall ARGV``."""
-    quick = _plain_fingerprint(argv)
-    if quick is None:
+    from freshinstall.errors import FreshinstallError
+
+    install = _plain_install(argv)
+    quick = _plain_fingerprint(argv) if install is None else None
+    if install is None and quick is None:
         from freshinstall.cli import main as cli_main
 
         return cli_main(argv)
-    path, flags = quick
-    from freshinstall.errors import FreshinstallError
-
+    verbose = quick is not None and quick[1]["verbose"]
     try:
-        text = fingerprint_text(path, no_cache=flags["no_cache"], as_json=flags["as_json"])
+        if install is not None:
+            text = install_text(install)
+        elif quick is not None:
+            path, flags = quick
+            text = fingerprint_text(path, no_cache=flags["no_cache"], as_json=flags["as_json"])
     except (FreshinstallError, OSError, KeyboardInterrupt) as error:
         from freshinstall.cli import report
 
-        return report(error, verbose=flags["verbose"])
+        return report(error, verbose=verbose)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return 0
+
+
+def _plain_install(argv: Sequence[str]) -> Path | None:
+    """PATH when ``argv`` is ``[]`` or ``[PATH]`` (no command, no option), else None."""
+    if "_FRESHINSTALL_COMPLETE" in os.environ or len(argv) > 1:
+        return None
+    if not argv:
+        return Path(".")
+    (arg,) = argv
+    return Path(arg) if arg and not arg.startswith("-") and arg not in COMMANDS else None
+
+
+def install_text(path: Path) -> str:
+    """Install ``path`` with the default options; the result line (see cli.install_command)."""
+    from freshinstall.core import Options, describe, freshen
+    from freshinstall.output import StderrReporter
+
+    with StderrReporter(quiet=False) as reporter:
+        return describe(freshen(Options(path=path), reporter))
 
 
 def _plain_fingerprint(argv: Sequence[str]) -> tuple[Path, dict[str, bool]] | None:

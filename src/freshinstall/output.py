@@ -9,14 +9,13 @@ escape code, and it is erased before anything else is written to stderr.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
-
-import click
 
 if TYPE_CHECKING:
     import threading
@@ -49,18 +48,32 @@ def is_terminal(stream: Any) -> bool:
         return False
 
 
+#: Colours by hand, not with click.style: this module is on the path of a plain
+#: `freshinstall .`, which does not import click (see launch.py). The codes are click's.
+_BOLD = {"red": "\x1b[31m\x1b[1m", "yellow": "\x1b[33m\x1b[1m", "cyan": "\x1b[36m\x1b[1m"}
+_RESET = "\x1b[0m"
+_ANSI = re.compile(r"\x1b\[[;?0-9]*[a-zA-Z]")
+
+
+def bold(text: str, colour: str) -> str:
+    return f"{_BOLD[colour]}{text}{_RESET}"
+
+
+def unstyle(text: str) -> str:
+    """``text`` without ANSI escape sequences."""
+    return _ANSI.sub("", text)
+
+
 def label(phase: str, *, color: bool) -> str:
     """The phase column: padded, and bold cyan when colours are on."""
     text = f"{phase:<{_PHASE_WIDTH}}"
-    return click.style(text, fg="cyan", bold=True) if color else text
+    return bold(text, "cyan") if color else text
 
 
 def prefix(word: str, *, color: bool) -> str:
     """``error:`` in bold red, ``note:`` in bold yellow, when colours are on."""
     text = f"{word}:"
-    if not color:
-        return text
-    return click.style(text, fg="red" if word == "error" else "yellow", bold=True)
+    return bold(text, "red" if word == "error" else "yellow") if color else text
 
 
 class LiveLine:
@@ -96,7 +109,7 @@ class LiveLine:
                 return
 
     def _draw(self, text: str) -> None:
-        plain = click.unstyle(text)
+        plain = unstyle(text)
         room = _columns(self.stream) - 1  # never wrap: \r returns to the start of one line only
         if len(plain) > room:
             text = plain = plain[: max(room, 0)]
@@ -180,7 +193,11 @@ class StderrReporter:
             self._echo(message)
 
     def _echo(self, message: str) -> None:
-        click.echo(message, file=self.stream, color=self.color)
+        try:
+            self.stream.write(f"{message if self.color else unstyle(message)}\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed or broken stderr: progress is optional
+            pass
 
     def stop(self) -> None:
         """Erase the live line, if one is drawn."""
