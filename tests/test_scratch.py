@@ -197,9 +197,13 @@ def _reading(pid: int, path: str) -> int | None:
 
 
 def ctrl_c_while_hashing(
-    process: subprocess.Popen[str], big: Path, tmp: Path, timeout: float = 120
+    process: subprocess.Popen[str],
+    big: Path,
+    tmp: Path,
+    timeout: float = 120,
+    signum: int = signal.SIGINT,
 ) -> None:
-    """Send Ctrl-C (SIGINT to the process group) while ``process`` hashes ``big`` to fingerprint.
+    """Send Ctrl-C (``signum`` to the process group) while ``process`` hashes ``big``.
 
     Polling alone can see the file open and then signal too late, on a slow or loaded machine.
     So the run is frozen (SIGSTOP) for each look: once it is found with ``big`` open and bytes
@@ -217,7 +221,7 @@ def ctrl_c_while_hashing(
                 time.sleep(0.001)
             offset = _reading(process.pid, path) if _state(process.pid) in {"T", "t"} else None
             if offset is not None and offset < size and not scratch_dirs(tmp):
-                os.killpg(process.pid, signal.SIGINT)
+                os.killpg(process.pid, signum)
                 return
         finally:
             os.kill(process.pid, signal.SIGCONT)
@@ -252,12 +256,18 @@ def test_ctrl_c_while_fingerprinting_exits_130(
 
 
 @needs_proc
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
 def test_ctrl_c_while_fingerprinting_before_an_install_claims_nothing(
-    big_project: Path, sandbox: Sandbox, tmp: Path, launch: Launch
+    big_project: Path, sandbox: Sandbox, tmp: Path, launch: Launch, signum: int
 ) -> None:
     run = launch(*freshinstall_argv(big_project))
-    ctrl_c_while_hashing(run, big_project / "big.bin", tmp)
-    assert_interrupted_while_fingerprinting(run, tmp)
+    ctrl_c_while_hashing(run, big_project / "big.bin", tmp, signum=signum)
+    if signum == signal.SIGINT:
+        assert_interrupted_while_fingerprinting(run, tmp)
+    else:
+        killed = finish(run, timeout=60)
+        assert killed.code == -signal.SIGKILL, killed
+        assert scratch_dirs(tmp) == []
 
     stamp = read_stamp(big_project)
     assert stamp is None or stamp["installs"] == [], stamp
