@@ -1124,6 +1124,43 @@ def test_pip_missing_from_the_target_environment_is_one_clean_error(
     assert stamp is None or stamp["installs"] == []
 
 
+def test_no_uv_anywhere_is_one_clean_error(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # An environment with freshinstall's other dependencies but not the uv package, and a PATH
+    # with git alone: no uv to be found anywhere.
+    venv = tmp_path / "venv-without-uv"
+    uv("venv", "--quiet", "--python", sys.executable, str(venv))
+    python = venv / "bin" / "python"
+    requirements = ["build", "click", "filelock", "packaging", "pyproject-hooks"]
+    uv("pip", "install", "--quiet", "--python", str(python), *requirements)
+    bin_dir = tmp_path / "bin-with-git-only"
+    bin_dir.mkdir()
+    git_path = shutil.which("git")
+    assert git_path is not None
+    (bin_dir / "git").symlink_to(git_path)
+    project = make_project("setuptools_cli")
+    source = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PATH": str(bin_dir), "PYTHONPATH": str(source)}
+
+    completed = subprocess.run(
+        [str(python), "-m", "freshinstall", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    result = Result(completed.returncode, completed.stdout, completed.stderr)
+    assert result.code == 1, result
+    line = the_error_line(result)
+    assert "uv" in line, line
+    assert "pip install uv" in line, line
+    assert result.stdout == ""
+    assert read_stamp(project) is None
+    assert not (sandbox.bin / "stcli").exists()
+
+
 RECORDS_WHERE_IT_RUNS = """\
 import os
 import sys
