@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,76 @@ def test_a_recorded_interpreter_that_is_gone_or_unreadable_means_a_rebuild(tmp_p
     assert buildenv.interpreter_changed(recorded, None)
     assert buildenv.interpreter_changed("not json", None)
     assert buildenv.interpreter_changed("[1, 2, 3]", None)
+
+
+@pytest.mark.parametrize("recorded", ["1", "null", '"x"', "[1, 2]", "[1, 2, 3]", "[" * 100_000])
+def test_a_crafted_interpreter_record_means_a_rebuild_never_a_crash(recorded: str) -> None:
+    assert buildenv.interpreter_changed(recorded, None)
+
+
+def test_an_interpreter_link_pointed_at_another_python_is_a_change(tmp_path: Path) -> None:
+    first, second = tmp_path / "python3.11", tmp_path / "python3.12"
+    first.write_text("one", encoding="utf-8")
+    second.write_text("two", encoding="utf-8")
+    link = tmp_path / "python3"
+    link.symlink_to(first)
+    recorded = buildenv.interpreter_identity(str(link), str(link))
+    assert not buildenv.interpreter_changed(recorded, str(link))
+    link.unlink()
+    link.symlink_to(second)  # an alternatives / Homebrew / pyenv switch: same name, other file
+    assert buildenv.interpreter_changed(recorded, str(link))
+
+
+def test_a_kept_environment_is_reused_only_on_the_very_interpreter_it_was_made_on(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "python3.11", tmp_path / "python3.12"
+    first.write_text("one", encoding="utf-8")
+    second.write_text("two", encoding="utf-8")
+    link = tmp_path / "python3"
+    link.symlink_to(first)
+    cache, now = tmp_path / "cache", time.time_ns()
+    env = cache / f"key-{now - 10**9}"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(link)  # as uv makes it: to the name it chose
+    identity = buildenv._dumps(buildenv._file_identity(str(link)))
+    (env / buildenv.INTERPRETER).write_bytes(identity)
+    (env / buildenv.COMPLETE).write_text("[]\n", encoding="utf-8")
+    assert buildenv._reusable(cache, "key", now) == env
+    link.unlink()
+    link.symlink_to(second)
+    assert buildenv._reusable(cache, "key", now) is None
+
+
+def test_a_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert buildenv.cache_dir() == Path("/home/someone/.cache/freshinstall/build-envs")
+
+
+def test_uv_configuration_files_are_part_of_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    cache = tmp_path / "cache" / "freshinstall" / "build-envs"
+    before = buildenv._key(["setuptools"], "uv", None, cache)
+    (tmp_path / "config" / "uv").mkdir(parents=True)
+    (tmp_path / "config" / "uv" / "uv.toml").write_text("[pip]\nindex-url = 'x'\n")
+    user = buildenv._key(["setuptools"], "uv", None, cache)
+    cache.mkdir(parents=True)
+    (tmp_path / "cache" / "uv.toml").write_text("[pip]\nindex-url = 'y'\n")
+    above = buildenv._key(["setuptools"], "uv", None, cache)
+    assert len({before, user, above}) == 3
+
+
+def test_a_full_cache_disk_falls_back_to_a_throw_away_environment(
+    make_project: MakeProject,
+    sandbox: Sandbox,
+    small_fs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small_fs))  # a few hundred KiB: no room for an env
+    project = make_project("setuptools_cli")
+    installed(project)
+    assert "stcli.cli" in sandbox.run_tool("stcli")
+    assert not list((small_fs / "freshinstall" / "build-envs").glob("*-*"))  # none half made

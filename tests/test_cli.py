@@ -343,3 +343,24 @@ def test_quick_install_up_to_date_matches_click_and_never_imports_click(
     )
     assert completed.returncode == 0, completed.stderr
     assert "is up to date" in completed.stdout
+
+
+@pytest.mark.parametrize(("closed", "command"), [(1, "fingerprint"), (2, "fingerprint"), (2, "")])
+def test_a_closed_stdout_or_stderr_is_no_crash(
+    make_project: MakeProject, closed: int, command: str
+) -> None:
+    """As with click: output to a closed stream (`>&-`, `2>&-`) is skipped, never a traceback."""
+    root = make_project("setuptools_cli")
+    args = [command, str(root)] if command else ["--dry-run", str(root)]
+    code = (
+        "import os, sys; os.close(int(sys.argv[1])); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'freshinstall', *sys.argv[2:]])"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(closed), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed
+    assert "Traceback" not in completed.stderr + completed.stdout

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from freshinstall import fingerprint
+from freshinstall import fingerprint, inputs
 from freshinstall.errors import FingerprintError
 from tests.helpers import commit_all, git
 
@@ -549,3 +549,26 @@ def test_digest_changes_iff_content_changes(
         for op in ops:
             _apply(root, state, op)
         assert (digest(root) != before) == (state != before_state)
+
+
+def test_links_out_of_the_project_are_listed_relative_ones_included(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "project", in_git=False)
+    outside = tmp_path / "outside.py"
+    outside.write_text("X = 1\n", encoding="utf-8")
+    links = {
+        "src/demo/absolute.py": str(outside),
+        # As `ln -sr` writes it: enough `..` to climb to /, which resolves from a build copy too.
+        "src/demo/climbing.py": "../" * len(outside.parents) + str(outside).lstrip("/"),
+        "src/demo/sibling.py": "../../../outside.py",
+        "src/demo/inside.py": "cli.py",
+        "src/demo/up_and_in.py": "../../pyproject.toml",
+    }
+    for relpath, target in links.items():
+        (root / relpath).symlink_to(target)
+    files = fingerprint.compute(root).files
+    found = inputs.links_out(root, files)
+    assert {item.split(" -> ")[0] for item in found} == {
+        "src/demo/absolute.py",
+        "src/demo/climbing.py",
+        "src/demo/sibling.py",
+    }

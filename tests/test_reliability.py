@@ -605,48 +605,6 @@ def test_failing_uv_is_one_clean_error(
 # -- 9. a full disk -----------------------------------------------------------------------------
 
 
-def _mount_small_fs(mount: Path, image: Path) -> str | None:
-    """Mount a small file system at ``mount``: None when it worked, else why it could not."""
-    if shutil.which("mount") is None:
-        return "no `mount` command"
-    tmpfs = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if tmpfs.returncode == 0:
-        return None
-    # No tmpfs (not root, or a container without the capability): a loop-mounted image.
-    for argv in (
-        ["truncate", "-s", "1M", str(image)],
-        ["mkfs.ext4", "-q", "-F", str(image)],
-        ["mount", "-o", "loop", str(image), str(mount)],
-    ):
-        if shutil.which(argv[0]) is None:
-            return f"tmpfs: {tmpfs.stderr.strip()}; and no `{argv[0]}` for a loop image"
-        step = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if step.returncode != 0:
-            return f"tmpfs: {tmpfs.stderr.strip()}; {argv[0]}: {step.stderr.strip()}"
-    return None
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A file system of a few hundred KiB, made for the test and unmounted after it."""
-    mount = tmp_path / "small-fs"
-    mount.mkdir()
-    problem = _mount_small_fs(mount, tmp_path / "small-fs.img")
-    if problem is not None:
-        pytest.skip(f"cannot make a small file system for the disk-full test: {problem}")
-    try:
-        yield mount
-    finally:
-        umount = subprocess.run(["umount", str(mount)], capture_output=True, check=False)
-        if umount.returncode != 0:  # still busy: detach it anyway, never leave it mounted
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
-
-
 def fill_up(fs: Path) -> Path:
     """Write a file until ``fs`` has no byte left; return it (delete it to free the space)."""
     filler = fs / "filler"

@@ -43,7 +43,7 @@ class BuildResult:
     version: str
     fingerprint: fingerprint.Fingerprint
     seconds: float
-    #: The interpreter the backend ran on (its real path), and whether the wheel is for it alone.
+    #: The interpreter the backend ran on (as uv named it), and whether the wheel is for it alone.
     interpreter: str
     platform_specific: bool
 
@@ -195,7 +195,7 @@ def _run_backend(
 ) -> tuple[Path, str]:
     """Run the backend's hooks in an environment of its build requirements.
 
-    Returns the wheel's path and the real path of the interpreter the backend ran on.
+    Returns the wheel's path and the interpreter the backend ran on (see chosen_interpreter).
     """
     import build
 
@@ -221,7 +221,7 @@ def _run_backend(
             wheel = Path(builder.build("wheel", workdir / "out", config_settings))
     except build.BuildException as error:
         raise BuildError(str(error)) from None
-    return wheel, os.path.realpath(builder.python_executable)
+    return wheel, buildenv.chosen_interpreter(builder.python_executable)
 
 
 @contextlib.contextmanager

@@ -46,6 +46,8 @@ REUSE_NS = 3600 * 10**9
 #: How long after it was made an environment (or a half-made one) is deleted.
 DELETE_NS = 24 * 3600 * 10**9
 COMPLETE = "freshinstall-complete"
+#: Beside the marker: the identity of the interpreter the environment was made on.
+INTERPRETER = "freshinstall-interpreter"
 
 
 class BuildEnv:
@@ -74,6 +76,10 @@ class BuildEnv:
     @property
     def python_executable(self) -> str:
         return str(self.bin_dir / ("python.exe" if os.name == "nt" else "python"))
+
+    def interpreter(self) -> str:
+        """The interpreter uv made the environment on, as uv named it (see chosen_interpreter)."""
+        return chosen_interpreter(self.python_executable)
 
     def make_extra_environ(self) -> dict[str, str]:
         return {
@@ -104,14 +110,16 @@ def environment(
     """
     import filelock
 
-    key = _key(requirements, uv, python)
+    cache = cache_dir()
+    key = _key(requirements, uv, python, cache)
     try:
-        cache = cache_dir()
+        if cache is None:
+            raise FileNotFoundError("no cache directory")
         cache.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(cache / f"{key}.lock")
         lock.acquire()
     except OSError:
-        return _fill(BuildEnv.create(scratch, uv, python=python, stream=stream), requirements)
+        return _throw_away(requirements, scratch, uv=uv, python=python, stream=stream)
     try:
         now = time.time_ns()
         _delete_old(cache, now)
@@ -121,18 +129,40 @@ def environment(
         path = cache / f"{key}-{now}"
         try:
             env = _fill(BuildEnv.create(path, uv, python=python, stream=stream), requirements)
-            marker = json.dumps(sorted(requirements)) + "\n"
-            (path / COMPLETE).write_text(marker, encoding="utf-8")
+            identity = _dumps(_file_identity(env.interpreter()))
+            (path / INTERPRETER).write_bytes(identity)
+            (path / COMPLETE).write_text(json.dumps(sorted(requirements)) + "\n", "utf-8")
+        except (BuildError, OSError):
+            # Half made, and no one else can have it. The cache's disk may be full where the
+            # scratch space is not: make the throw-away environment of old. (A requirement that
+            # cannot be installed fails there again, with the same message.)
+            shutil.rmtree(path, ignore_errors=True)
+            return _throw_away(requirements, scratch, uv=uv, python=python, stream=stream)
         except BaseException:
-            shutil.rmtree(path, ignore_errors=True)  # half made, and no one else can have it
+            shutil.rmtree(path, ignore_errors=True)
             raise
         return env
     finally:
         lock.release()
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+def _throw_away(
+    requirements: Collection[str], scratch: Path, *, uv: str, python: str | None, stream: bool
+) -> BuildEnv:
+    return _fill(BuildEnv.create(scratch, uv, python=python, stream=stream), requirements)
+
+
+def cache_dir() -> Path | None:
+    """$XDG_CACHE_HOME/freshinstall/build-envs, or under ~/.cache; None without either.
+
+    A relative XDG_CACHE_HOME is ignored, as the XDG base directory spec says.
+    """
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
     return Path(base, "freshinstall", "build-envs")
 
 
@@ -141,10 +171,35 @@ def _fill(env: BuildEnv, requirements: Collection[str]) -> BuildEnv:
     return env
 
 
-def _key(requirements: Collection[str], uv: str, python: str | None) -> str:
+def _key(requirements: Collection[str], uv: str, python: str | None, cache: Path | None) -> str:
     variables = sorted((name, value) for name, value in os.environ.items() if name[:3] == "UV_")
     data = [SCHEME, sorted(requirements), selector(python), _file_identity(uv), variables]
+    data.append(_uv_configuration(cache))
     return hashlib.sha256(_dumps(data)).hexdigest()[:32]
+
+
+def _uv_configuration(cache: Path | None) -> list[object]:
+    """The uv.toml and pyproject.toml files `uv pip install` reads in the cache (which runs it
+    in the environment's directory, below ``cache``), with a hash of each: an index URL set
+    there changes what an environment holds. UV_CONFIG_FILE is among the UV_* variables."""
+    config_home = os.environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(config_home):
+        config_home = os.path.join(os.path.expanduser("~"), ".config")
+    dirs = os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    candidates = [os.path.join(config_home, "uv", "uv.toml"), "/etc/uv/uv.toml"]
+    candidates += [os.path.join(path, "uv", "uv.toml") for path in dirs.split(os.pathsep) if path]
+    for directory in (cache, *cache.parents) if cache is not None else ():
+        candidates += [str(directory / "uv.toml"), str(directory / "pyproject.toml")]
+    return [[path, digest] for path in candidates if (digest := _file_sha256(path))]
+
+
+def _file_sha256(path: str) -> str:
+    """The sha256 of a small file; empty when it cannot be read (most candidates are absent)."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return ""
 
 
 def selector(python: str | None) -> list[object]:
@@ -152,8 +207,24 @@ def selector(python: str | None) -> list[object]:
     names = ["UV_PYTHON", "UV_PYTHON_PREFERENCE", "UV_MANAGED_PYTHON", "UV_NO_MANAGED_PYTHON"]
     names += ["UV_SYSTEM_PYTHON", "UV_PYTHON_INSTALL_DIR"]
     if python is None:  # then uv searches these too
-        names += ["PATH", "VIRTUAL_ENV", "CONDA_PREFIX"]
+        names += ["VIRTUAL_ENV", "CONDA_PREFIX"]
+    if python is None or os.sep not in python:  # a version or a bare name: found on PATH
+        names.append("PATH")
     return [python, [(name, os.environ[name]) for name in names if name in os.environ]]
+
+
+def chosen_interpreter(python_executable: str) -> str:
+    """The interpreter a virtual environment's ``python`` links to, as uv named it.
+
+    Not resolved further: when that name is itself a link (``/usr/bin/python3``, a pyenv
+    shim's target), re-pointing it to another Python shows in its real path, which
+    :func:`interpreter_identity` records.
+    """
+    try:
+        target = os.readlink(python_executable)
+    except OSError:
+        return python_executable
+    return os.path.join(os.path.dirname(python_executable), target)
 
 
 def interpreter_identity(python: str | None, executable: str) -> str:
@@ -168,12 +239,14 @@ def interpreter_changed(recorded: str, python: str | None) -> bool:
     """Whether a build with ``--python`` now would run on another interpreter than
     ``recorded`` (an :func:`interpreter_identity`; anything unreadable counts as changed)."""
     try:
-        _, executable, _ = json.loads(recorded)
-    except ValueError:
+        data = json.loads(recorded)
+    except (ValueError, RecursionError):
         return True
-    if not isinstance(executable, str):
-        return True
-    return interpreter_identity(python, executable) != recorded
+    match data:
+        case [_, str(executable), _]:
+            return interpreter_identity(python, executable) != recorded
+        case _:
+            return True
 
 
 def _file_identity(path: str) -> list[object]:
@@ -202,10 +275,14 @@ def _reusable(cache: Path, key: str, now: int) -> Path | None:
         if created is not None and now - REUSE_NS < created <= now:
             candidates.append((created, path))
     for _, path in sorted(candidates, reverse=True):
-        env = BuildEnv(path, "", stream=False)
-        # The interpreter it links to must still exist (a Python upgraded or removed).
-        if (path / COMPLETE).is_file() and os.path.exists(env.python_executable):
-            return path
+        # The interpreter it was made on must be the very same file still: not removed,
+        # upgraded in place, or a link re-pointed to another Python.
+        identity = _dumps(_file_identity(BuildEnv(path, "", stream=False).interpreter()))
+        try:
+            if (path / COMPLETE).is_file() and (path / INTERPRETER).read_bytes() == identity:
+                return path
+        except OSError:
+            continue
     return None
 
 

@@ -46,9 +46,9 @@ def decide(
         return Decision(build=True, install=True, reason="--force")
     if links_out:
         reason = (
-            f"{links_out[0]} is a link to an absolute path, which the build follows and the "
-            "fingerprint does not, so every run builds (make the link relative to a file "
-            "inside the project)"
+            f"{links_out[0]} points out of the project, where the build may follow it and the "
+            "fingerprint does not, so every run builds (keep what it points at inside the "
+            "project)"
         )
         return Decision(build=True, install=True, reason=reason, code="link-out")
     if previous is None:

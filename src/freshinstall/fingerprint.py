@@ -48,8 +48,8 @@ class Fingerprint(NamedTuple):
     digest: str
     files: tuple[FileEntry, ...]
     extras: Mapping[str, str] = {}
-    #: Input symlinks with an absolute target, as "path -> target": the build follows them,
-    #: the fingerprint never does, so a project with any is built on every run.
+    #: Input symlinks that point out of the project, as "path -> target": the build may follow
+    #: them, the fingerprint never does, so a project with any is built on every run.
     links_out: tuple[str, ...] = ()
 
     @property

@@ -130,15 +130,16 @@ def fingerprint_project(
     cache_dir = project.dist_dir if use_cache else None
     entries = statcache.hash_files(project.root, paths, cache_dir)
     result = fingerprint.combine(entries, found)
-    return paths, result._replace(links_out=absolute_links(project.root, result.files))
+    return paths, result._replace(links_out=links_out(project.root, result.files))
 
 
-def absolute_links(root: Path, files: Iterable[fingerprint.FileEntry]) -> tuple[str, ...]:
-    """Input symlinks whose target is an absolute path, as "path -> target".
+def links_out(root: Path, files: Iterable[fingerprint.FileEntry]) -> tuple[str, ...]:
+    """Input symlinks that point out of the project, as "path -> target".
 
-    The build copies them as links, which still resolve from the copy, so the backend packs
-    what they point at; the fingerprint only ever hashes the link text (it never follows a
-    link out of the tree), so it cannot tell when that content changes.
+    The build copies them as links. An absolute one still resolves from the copy, and so does
+    a relative one with enough ``..`` to reach ``/`` (``ln -sr`` makes those); then the backend
+    packs what they point at, while the fingerprint only ever hashes the link text (it never
+    follows a link out of the tree) and cannot tell when that content changes.
     """
     found = []
     for entry in files:
@@ -147,7 +148,8 @@ def absolute_links(root: Path, files: Iterable[fingerprint.FileEntry]) -> tuple[
                 target = os.readlink(os.path.join(root, entry.path))
             except OSError:
                 continue
-            if os.path.isabs(target):
+            inside = os.path.normpath(os.path.join(os.path.dirname(entry.path), target))
+            if os.path.isabs(target) or inside == ".." or inside.startswith("../"):
                 found.append(f"{entry.path} -> {target}")
     return tuple(found)
 

@@ -51,13 +51,27 @@ def main(argv: Sequence[str]) -> int:
         elif quick is not None:
             path, flags = quick
             text = fingerprint_text(path, no_cache=flags["no_cache"], as_json=flags["as_json"])
+        _print(text)
     except (FreshinstallError, OSError, KeyboardInterrupt) as error:
         from freshinstall.cli import report
 
         return report(error, verbose=verbose)
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
     return 0
+
+
+def _print(text: str) -> None:
+    """``text`` on stdout as click.echo writes it: nothing when stdout is closed, and
+    characters the stream cannot encode replaced rather than failing after the work is done.
+    A broken pipe is an OSError, reported as click's path reports it."""
+    stream = sys.stdout
+    if stream is None:
+        return
+    try:
+        stream.write(text + "\n")
+    except UnicodeEncodeError:
+        encoding = stream.encoding or "utf-8"
+        stream.buffer.write((text + "\n").encode(encoding, "replace"))
+    stream.flush()
 
 
 def _plain_install(argv: Sequence[str]) -> Path | None:

@@ -193,6 +193,8 @@ class StderrReporter:
             self._echo(message)
 
     def _echo(self, message: str) -> None:
+        if self.stream is None:  # started with stderr closed (2>&-)
+            return
         try:
             self.stream.write(f"{message if self.color else unstyle(message)}\n")
             self.stream.flush()
