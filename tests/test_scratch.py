@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,3 +279,32 @@ def test_ctrl_c_while_fingerprinting_before_an_install_claims_nothing(
     assert (data["rebuilt"], data["installed"]) == (True, True)
     assert sandbox.run_tool("stcli") == STCLI_MODULES
     assert install_json(big_project)["reason"] == "up to date"
+
+
+def test_a_removal_cut_short_leaves_the_directory_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that the next build removes the rest (*unit*: the removal fails on one file)."""
+    from freshinstall import build
+
+    scratch = tmp_path / "freshinstall-build-x"
+    (scratch / "src").mkdir(parents=True)
+    (scratch / "src" / "module.py").write_text("", encoding="utf-8")
+    (scratch / "stuck").write_text("", encoding="utf-8")
+    (scratch / build.OWNED).touch()
+    (scratch / build.LOCK).touch()
+    real_unlink = os.unlink
+
+    def unlink(path: str, *args: Any, **kwargs: Any) -> None:
+        if os.fspath(path).endswith("stuck"):
+            raise PermissionError(1, "Operation not permitted", os.fspath(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    build._remove_marked_last(str(scratch))
+    assert (scratch / build.OWNED).exists()
+    assert (scratch / "stuck").exists()
+
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    build._remove_marked_last(str(scratch))
+    assert not scratch.exists()

@@ -140,10 +140,32 @@ def remove_abandoned_scratch() -> None:
             continue  # its build is alive, or the lock cannot be had: leave it
         try:
             if os.path.exists(owned):  # else its build just ended and is removing it
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_marked_last(path)
         finally:
             with contextlib.suppress(OSError):
                 lock.release()
+
+
+def _remove_marked_last(path: str) -> None:
+    """Remove the directory ``path``, its ``.owned`` marker last: a removal cut short leaves a
+    directory that is still marked, so the next build removes the rest."""
+    try:
+        for name in os.listdir(path):
+            if name not in (OWNED, LOCK):
+                child = os.path.join(path, name)
+                if os.path.isdir(child) and not os.path.islink(child):
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    os.unlink(child)
+        if set(os.listdir(path)) - {OWNED, LOCK}:
+            return  # something could not be removed: stay marked, for the next build
+    except OSError:
+        return
+    for name in (LOCK, OWNED):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(path, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _prepare_source(root: Path, workdir: Path) -> Path:
