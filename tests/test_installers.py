@@ -229,3 +229,24 @@ def test_editable_into_an_environment_follows_the_source(
     second = run_json(*args, project)
     assert (second["rebuilt"], second["installed"]) == (False, False)
     assert "stcli.commands.bye" in modules(env / "bin/python", "stcli")
+
+
+def test_pipx_editable_follows_the_source_and_reinstalls_for_a_new_script(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("setuptools_cli")
+    args = ["--editable", "--installer", "pipx"]
+    first = run_json(*args, project)
+    assert first["installed"]
+    pipx_python = tmp_path / "pipx/venvs/stcli/bin/python"
+    (project / "src/stcli/commands/bye.py").write_text("def run() -> str:\n    return 'bye'\n")
+    second = run_json(*args, project)
+    assert (second["rebuilt"], second["installed"]) == (False, False)
+    assert "stcli.commands.bye" in modules(pipx_python, "stcli")  # live from the source
+
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'stcli-bye = "stcli.commands.bye:run"\n')
+    third = run_json(*args, project)
+    assert third["installed"]
+    assert third["reason"] == "the project metadata changed"
+    assert (tmp_path / "pipx-bin/stcli-bye").exists()
