@@ -17,11 +17,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 #: The flags of `fingerprint` that the quick path takes, and the parameter each one sets.
 _FLAGS = {"--no-cache": "no_cache", "--json": "as_json", "-v": "verbose", "--verbose": "verbose"}
+#: The commands of freshinstall.cli (a test keeps the two in step): any other first word of a
+#: command line is the PATH of `install`.
+COMMANDS = frozenset({"install", "fingerprint", "status", "doctor", "watch", "clean"})
 
 
 def run() -> None:
@@ -29,34 +32,53 @@ def run() -> None:
     sys.exit(main(sys.argv[1:]))
 
 
-#: The commands of freshinstall.cli (a test keeps the two in step): any other first word of a
-#: command line is the PATH of `install`.
-COMMANDS = frozenset({"install", "fingerprint", "status", "doctor", "watch", "clean"})
-
-
 def main(argv: Sequence[str]) -> int:
     """Exit code of ``freshinstall ARGV``."""
-    from freshinstall.errors import FreshinstallError
-
-    install = _plain_install(argv)
-    quick = _plain_fingerprint(argv) if install is None else None
-    if install is None and quick is None:
+    quick = _quick(argv)
+    if quick is None:
         from freshinstall.cli import main as cli_main
 
         return cli_main(argv)
-    verbose = quick is not None and quick[1]["verbose"]
+    answer, verbose = quick
+    from freshinstall.errors import FreshinstallError
+
     try:
-        if install is not None:
-            text = install_text(install)
-        elif quick is not None:
-            path, flags = quick
-            text = fingerprint_text(path, no_cache=flags["no_cache"], as_json=flags["as_json"])
-        _print(text)
+        _print(answer())
     except (FreshinstallError, OSError, KeyboardInterrupt) as error:
         from freshinstall.cli import report
 
         return report(error, verbose=verbose)
     return 0
+
+
+def _quick(argv: Sequence[str]) -> tuple[Callable[[], str], bool] | None:
+    """For a plain command line, what to run for its stdout and whether -v was given; None
+    for any other (click parses it and says what to do)."""
+    if "_FRESHINSTALL_COMPLETE" in os.environ:
+        return None
+    if not argv or (len(argv) == 1 and _is_path(argv[0]) and argv[0] not in COMMANDS):
+        path = Path(argv[0] if argv else ".")
+        return (lambda: install_text(path)), False
+    if argv[0] != "fingerprint":
+        return None
+    flags = dict.fromkeys(_FLAGS.values(), False)
+    paths = []
+    for arg in argv[1:]:
+        if arg in _FLAGS:
+            flags[_FLAGS[arg]] = True
+        elif _is_path(arg):
+            paths.append(arg)
+        else:
+            return None  # --help, --, an unknown option, an empty PATH
+    if len(paths) > 1:
+        return None
+    path = Path(paths[0] if paths else ".")
+    no_cache, as_json = flags["no_cache"], flags["as_json"]
+    return (lambda: fingerprint_text(path, no_cache=no_cache, as_json=as_json)), flags["verbose"]
+
+
+def _is_path(arg: str) -> bool:
+    return bool(arg) and not arg.startswith("-")
 
 
 def _print(text: str) -> None:
@@ -74,16 +96,6 @@ def _print(text: str) -> None:
     stream.flush()
 
 
-def _plain_install(argv: Sequence[str]) -> Path | None:
-    """PATH when ``argv`` is ``[]`` or ``[PATH]`` (no command, no option), else None."""
-    if "_FRESHINSTALL_COMPLETE" in os.environ or len(argv) > 1:
-        return None
-    if not argv:
-        return Path(".")
-    (arg,) = argv
-    return Path(arg) if arg and not arg.startswith("-") and arg not in COMMANDS else None
-
-
 def install_text(path: Path) -> str:
     """Install ``path`` with the default options; the result line (see cli.install_command)."""
     from freshinstall.core import Options, describe, freshen
@@ -91,24 +103,6 @@ def install_text(path: Path) -> str:
 
     with StderrReporter(quiet=False) as reporter:
         return describe(freshen(Options(path=path), reporter))
-
-
-def _plain_fingerprint(argv: Sequence[str]) -> tuple[Path, dict[str, bool]] | None:
-    """``(PATH, flags)`` when ``argv`` is a plain `fingerprint` command line, else None."""
-    if not argv or argv[0] != "fingerprint" or "_FRESHINSTALL_COMPLETE" in os.environ:
-        return None
-    flags = dict.fromkeys(_FLAGS.values(), False)
-    paths = []
-    for arg in argv[1:]:
-        if arg in _FLAGS:
-            flags[_FLAGS[arg]] = True
-        elif arg and not arg.startswith("-"):
-            paths.append(arg)
-        else:
-            return None  # --help, --, an unknown option, an empty PATH: click says what to do
-    if len(paths) > 1:
-        return None
-    return Path(paths[0] if paths else "."), flags
 
 
 def fingerprint_text(path: Path, *, no_cache: bool, as_json: bool) -> str:
