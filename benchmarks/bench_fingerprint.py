@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freshinstall import statcache
+from freshinstall import quick
 
 DEFAULT_SIZES = "1000,10000"
 DEFAULT_RUNS, MIN_RUNS = 7, 5
@@ -160,9 +160,9 @@ def bench_size(work: Path, files: int, runs: int, env: Mapping[str, str]) -> dic
     shutil.rmtree(root / "dist", ignore_errors=True)
     # Files changed within the racy margin are never trusted by the cache: let them age first.
     newest = os.lstat(root / ".git" / "index").st_mtime_ns
-    time.sleep(max(0.0, (newest + statcache.MARGIN_NS - time.time_ns()) / 1e9 + 0.1))
+    time.sleep(max(0.0, (newest + quick.MARGIN_NS - time.time_ns()) / 1e9 + 0.1))
     fresh = (*freshinstall_argv(), "fingerprint")
-    cache, index = root / "dist" / statcache.FILENAME, work / f"index-{files}"
+    cache, index = root / "dist" / quick.FILENAME, work / f"index-{files}"
     digest = run_child((*fresh, "--no-cache"), root, env)[2].strip()
     for argv in (fresh, ("git", "status", "--porcelain"), ("git", "status", "--porcelain")):
         run_child(argv, root, env)  # warm up: writes the cache and .pyc files, refreshes the index

@@ -3,11 +3,15 @@
 Two kinds of figure, each the median of ``--runs``:
 
 * start-up: whole ``python -c "import ..."`` processes minus ``python -c pass``, for the modules
-  of each quick path (see freshinstall/launch.py), all of the click command line, and click;
+  of the no-change answer (freshinstall/quick.py), of the full computation and of the install
+  quick path (see freshinstall/launch.py), all of the click command line, and click;
 * the work, in this process, on the project TREE (a tree of benchmarks/bench_fingerprint.py's,
-  e.g. ``--workdir /tmp/fpbench`` then ``/tmp/fpbench/tree-10000``, with its stat cache warm):
-  one ``lstat`` per input (the floor of any per-file check), listing the inputs with git, the
-  stat-cache pass (lstat, compare, load the cache), and combining the digest.
+  e.g. ``--workdir /tmp/fpbench`` then ``/tmp/fpbench/tree-10000``, after one
+  ``freshinstall fingerprint`` there): one ``lstat`` per input (the floor of any per-file
+  check), each step of the no-change answer, and the steps of the full computation.
+
+The no-change answer forks a second process for the stat checks of large trees; in this
+process it cannot (subprocess has started threads), so its in-process figure is one process's.
 
     python benchmarks/breakdown.py TREE [--runs N]
 """
@@ -23,10 +27,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from freshinstall import fingerprint, statcache
+from freshinstall import fingerprint, quick, statcache
 
 IMPORTS = {
-    "fingerprint quick path": "freshinstall.launch, freshinstall.inputs, freshinstall.config",
+    "fingerprint, no-change answer": "freshinstall.launch, freshinstall.quick",
+    "fingerprint, full computation": (
+        "freshinstall.launch, freshinstall.inputs, freshinstall.config"
+    ),
     "plain install quick path": "freshinstall.launch, freshinstall.core, freshinstall.output",
     "click command line": "freshinstall.cli",
     "click alone": "click",
@@ -63,15 +70,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     paths = fingerprint.list_inputs(root)
     prefix = os.path.join(root, "")
-    entries = statcache.hash_files(root, paths, root / "dist")
+    cache_dir = os.fspath(root / "dist")
+    loaded = quick.read_cache(cache_dir)
+    if loaded is None or not loaded[1] or quick.cached_fingerprint(os.fspath(root)) is None:
+        print(f"error: no answer recorded in {cache_dir}: run `freshinstall fingerprint` there")
+        return 1
+    records, _, trusted_before = loaded
+
+    def git_listing() -> bytes:
+        return quick.git_output(*quick.start_git(os.fspath(root), quick.LS_FILES, quick.git_env()))
+
+    def stat_cache_pass() -> list[fingerprint.FileEntry]:
+        # Without save(): the module's hash_files would rewrite the cache without the answer.
+        return statcache.StatCache(root / "dist").hash_files(root, paths)
+
+    entries = stat_cache_pass()
     parts: dict[str, Callable[[], object]] = {
         f"lstat of the {len(paths):,} inputs": lambda: [os.lstat(prefix + path) for path in paths],
-        "listing the inputs (git ls-files and filtering)": lambda: fingerprint.list_inputs(root),
-        "stat-cache pass (load, lstat, compare)": lambda: statcache.hash_files(
-            root, paths, root / "dist"
+        "no-change answer, whole (one process)": lambda: quick.cached_fingerprint(os.fspath(root)),
+        "  reading the cache": lambda: quick.read_cache(cache_dir),
+        "  stat checks (one process)": lambda: quick.unchanged(prefix, records, trusted_before),
+        "  git ls-files (its own process)": git_listing,
+        "full computation: listing (git ls-files and filtering)": lambda: fingerprint.list_inputs(
+            root
         ),
-        "loading the stat cache alone": lambda: statcache.load(root / "dist"),
-        "combining the digest": lambda: fingerprint.combine(entries),
+        "full computation: stat-cache pass (load, lstat, compare)": stat_cache_pass,
+        "full computation: combining the digest": lambda: fingerprint.combine(entries),
     }
     for label, work in parts.items():
         print(f"{label}: {median_ms(work, args.runs):.1f} ms")

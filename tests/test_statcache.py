@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from freshinstall import fingerprint, statcache
+from freshinstall import fingerprint, quick, statcache
 from freshinstall.cli import main
 from freshinstall.errors import FingerprintError
 from tests.helpers import commit_all, git
@@ -35,7 +35,7 @@ FILES: Mapping[str, str | bytes] = {
 }
 MARGIN_NS = 50_000_000
 #: The margin other processes use.
-REAL_MARGIN_NS = statcache.MARGIN_NS
+REAL_MARGIN_NS = quick.MARGIN_NS
 
 
 def write(root: Path, relpath: str, content: str | bytes = "x\n") -> Path:
@@ -55,7 +55,7 @@ def settle() -> None:
 
 @pytest.fixture(autouse=True)
 def short_margin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(statcache, "MARGIN_NS", MARGIN_NS)
+    monkeypatch.setattr(quick, "MARGIN_NS", MARGIN_NS)
 
 
 def make_tree(root: Path, *, in_git: bool) -> Path:
@@ -127,7 +127,7 @@ def test_unchanged_files_are_not_read_again(tree: Path, reads: list[str]) -> Non
     settle()
     first = cached(tree)
     assert len(reads) == regular_files(tree)
-    assert (tree / "dist" / statcache.FILENAME).is_file()
+    assert (tree / "dist" / quick.FILENAME).is_file()
     reads.clear()
     assert cached(tree) == first == uncached(tree)
     assert len(reads) == regular_files(tree)  # only uncached() read them
@@ -139,7 +139,7 @@ def test_unchanged_files_are_not_read_again(tree: Path, reads: list[str]) -> Non
 def test_hits_do_not_rewrite_the_cache(plain: Path) -> None:
     settle()
     cached(plain)
-    cache = plain / "dist" / statcache.FILENAME
+    cache = plain / "dist" / quick.FILENAME
     before = cache.stat()
     cached(plain)
     after = cache.stat()
@@ -172,13 +172,13 @@ def test_files_that_went_leave_the_cache(plain: Path) -> None:
 def test_fresh_files_are_hashed_every_time(
     plain: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(statcache, "MARGIN_NS", 3_600 * 10**9)  # everything is "just changed"
+    monkeypatch.setattr(quick, "MARGIN_NS", 3_600 * 10**9)  # everything is "just changed"
     cached(plain)
     reads.clear()
     cached(plain)
     assert len(reads) == regular_files(plain)
     # A cache that could save nothing is not written at all.
-    assert not (plain / "dist" / statcache.FILENAME).exists()
+    assert not (plain / "dist" / quick.FILENAME).exists()
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,7 @@ def test_cli_cached_equals_no_cache_after_edits(
     settle()
     before = cli_fingerprint(capsys, str(tree))
     assert before == cli_fingerprint(capsys, "--no-cache", str(tree))
-    assert (tree / "dist" / statcache.FILENAME).is_file()
+    assert (tree / "dist" / quick.FILENAME).is_file()
     edit(tree)
     after = cli_fingerprint(capsys, str(tree))
     assert after != before
@@ -384,11 +384,11 @@ def test_cached_always_equals_uncached(
 def _valid_cache(root: Path) -> bytes:
     settle()
     cached(root)
-    return (root / "dist" / statcache.FILENAME).read_bytes()
+    return (root / "dist" / quick.FILENAME).read_bytes()
 
 
 def _with_crc(body: bytes, started: int = 1, written: int = 2) -> bytes:
-    return f"{statcache.MAGIC} {started} {written} {zlib.crc32(body)}\n".encode() + body
+    return f"{quick.MAGIC} {started} {written} {zlib.crc32(body)} 0\n".encode() + body
 
 
 def _flip_digest(data: bytes) -> bytes:
@@ -400,9 +400,7 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     "garbage": lambda _: os.urandom(256),
     "truncated": lambda data: data[: len(data) // 2],
     "digest changed (crc)": _flip_digest,
-    "other format": lambda data: data.replace(
-        statcache.MAGIC.encode(), b"freshinstall-statcache-0"
-    ),
+    "other format": lambda data: data.replace(quick.MAGIC.encode(), b"freshinstall-statcache-0"),
     "header only": lambda data: data.split(b"\n", 1)[0],
     "no header": lambda data: data.split(b"\n", 1)[1],
     "odd fields": lambda _: _with_crc(b"src/demo/cli.py\0"),
@@ -416,7 +414,7 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
 def test_corrupt_cache_is_ignored_and_replaced(
     plain: Path, corrupt: Callable[[bytes], bytes], reads: list[str]
 ) -> None:
-    cache = plain / "dist" / statcache.FILENAME
+    cache = plain / "dist" / quick.FILENAME
     cache.write_bytes(corrupt(_valid_cache(plain)))
     reads.clear()
     assert cached(plain) == uncached(plain)
@@ -426,7 +424,7 @@ def test_corrupt_cache_is_ignored_and_replaced(
 
 
 def test_unreadable_cache_is_ignored(plain: Path) -> None:
-    (plain / "dist" / statcache.FILENAME).mkdir(parents=True)
+    (plain / "dist" / quick.FILENAME).mkdir(parents=True)
     settle()
     assert cached(plain) == uncached(plain)
 
@@ -462,7 +460,7 @@ def test_no_cache_neither_reads_nor_writes_the_cache(
     fresh = cli_fingerprint(capsys, "--no-cache", str(tree))
     assert not (tree / "dist").exists()
 
-    cache = tree / "dist" / statcache.FILENAME
+    cache = tree / "dist" / quick.FILENAME
     assert cli_fingerprint(capsys, str(tree)) == fresh
     before = cache.read_bytes(), cache.stat()
 
@@ -482,7 +480,10 @@ def test_no_cache_neither_reads_nor_writes_the_cache(
 def test_install_uses_the_cache(plain: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settle()
     assert main(["--dry-run", "-q", str(plain)]) == 0
-    records, _ = statcache.load(plain / "dist")
+    assert not (plain / "dist").exists()  # a dry run creates nothing ...
+    (plain / "dist").mkdir()
+    assert main(["--dry-run", "-q", str(plain)]) == 0
+    records, _ = statcache.load(plain / "dist")  # ... but fills a cache in an existing dist/
     assert set(records) == set(fingerprint.list_inputs(plain))
 
 

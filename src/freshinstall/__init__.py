@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 __all__ = ["FreshinstallError", "Options", "Outcome", "__version__", "freshen"]
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from freshinstall.core import Options, Outcome, freshen
     from freshinstall.errors import FreshinstallError
 

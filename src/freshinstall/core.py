@@ -122,7 +122,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
     settings = config.load(project, options.overrides())
     installer = installer_for(settings, stream=options.stream)
 
-    paths, current = inputs.fingerprint_project(project, settings)
+    paths, current = inputs.fingerprint_project(project, settings, create_dist=not options.dry_run)
     if settings.editable:
         from freshinstall.editable import metadata_fingerprint
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from freshinstall import quick
 from freshinstall._process import last_line, run_bytes
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
 
@@ -182,28 +183,37 @@ def snapshot(
 
 def list_inputs(root: Path) -> list[str]:
     """Relative paths of the files under ``root`` that can reach a build, sorted."""
-    entries = _list_outside_git(root) if find_git_dir(root) is None else _git_ls_files(root, [])
+    return listed_inputs(root)[0]
+
+
+def listed_inputs(root: Path) -> tuple[list[str], bytes | None]:
+    """:func:`list_inputs`, and the output of ``git ls-files`` when that alone decided them (in
+    a git work tree without submodules, whose files are found by walking); else None."""
+    if find_git_dir(root) is None:
+        entries, listing = _list_outside_git(root), None
+    else:
+        entries, listing = _git_ls_files(root, [])
+    if any(path.endswith("/") for path, _ in entries):
+        listing = None
     paths = sorted(set(_without_outputs(root, entries)))
     if not all(path.isascii() for path in paths):
         paths.sort(key=os.fsencode)  # by bytes, as git sorts, even for undecodable names
-    return paths
+    return paths, listing
 
 
 def find_git_dir(root: Path) -> Path | None:
     """The work tree root above ``root`` that holds a ``.git``, if any (no subprocess)."""
-    for directory in (root, *root.parents):
-        if os.path.lexists(directory / ".git"):
-            return directory
-    return None
+    found = quick.find_work_tree(os.fspath(root))
+    return None if found is None else Path(found)
 
 
-def _git_ls_files(root: Path, git_options: list[str]) -> list[tuple[str, bool]]:
-    """(path, tracked) pairs from ``git ls-files``, which applies .gitignore exactly as git does.
+def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, bool]], bytes]:
+    """(path, tracked) pairs from ``git ls-files``, which applies .gitignore exactly as git does,
+    and git's output itself.
 
     Submodules and embedded repositories (mode 160000) come back as directories, ``sub/``.
     """
-    argv = ["git", *git_options, "ls-files", "-z", "-t", "--stage"]
-    argv += ["--cached", "--others", "--exclude-standard"]
+    argv = ["git", *git_options, *quick.LS_FILES]
     try:
         output = run_bytes(argv, cwd=root, env=_git_env(scratch=bool(git_options)))
     except ToolNotFoundError:
@@ -221,12 +231,11 @@ def _git_ls_files(root: Path, git_options: list[str]) -> list[tuple[str, bool]]:
         elif record:  # tracked: "TAG MODE OBJECT STAGE\tPATH", mode 160000 for a submodule
             path = record[record.index("\t") + 1 :]
             entries.append((f"{path}/" if record[2:8] == "160000" else path, True))
-    return entries
+    return entries, output
 
 
 def _git_env(*, scratch: bool = False) -> dict[str, str]:
-    # Read-only git: never refresh the user's index behind their back.
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    env = quick.git_env()
     if scratch:
         for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
             env.pop(name, None)
@@ -243,7 +252,7 @@ def _list_outside_git(root: Path) -> list[tuple[str, bool]]:
         with open(os.path.join(scratch, "HEAD"), "w", encoding="ascii") as head:
             head.write("ref: refs/heads/main\n")
         try:
-            return _git_ls_files(root, [f"--git-dir={scratch}", f"--work-tree={root}"])
+            return _git_ls_files(root, [f"--git-dir={scratch}", f"--work-tree={root}"])[0]
         except ToolNotFoundError:
             # No git at all: without a .gitignore matcher, every non-output file counts. That
             # can only cause extra rebuilds, never a stale install.

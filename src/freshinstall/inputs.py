@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from freshinstall import fingerprint, statcache
-from freshinstall._process import last_line, run
+from freshinstall import fingerprint, quick, statcache
+from freshinstall._process import last_line, run_bytes
 from freshinstall.config import Settings
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
 from freshinstall.project import Project, table
@@ -40,16 +40,7 @@ VCS_PLUGINS = frozenset(
 )
 
 #: Environment variables that build backends and version plugins read.
-ENV_PREFIXES = (
-    "SETUPTOOLS_SCM_",
-    "VCS_VERSIONING_",
-    "HATCH_BUILD_",
-    "PDM_BUILD_",
-    "POETRY_DYNAMIC_VERSIONING_",
-    "VERSIONINGIT_",
-    "PBR_",
-    "SOURCE_DATE_EPOCH",
-)
+ENV_PREFIXES = quick.ENV_PREFIXES
 
 
 def uses_vcs_version(pyproject: Mapping[str, Any]) -> bool:
@@ -94,14 +85,10 @@ def vcs_state(root: Path) -> str:
 
     Read-only: GIT_OPTIONAL_LOCKS=0 keeps ``git status`` from refreshing the user's index.
     """
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    env = quick.git_env()
     try:
-        describe = run(
-            ["git", "describe", "--tags", "--long", "--always", "--abbrev=40"], cwd=root, env=env
-        ).strip()
-        status = run(
-            ["git", "status", "--porcelain=v1", "-z", "--untracked-files=no"], cwd=root, env=env
-        )
+        describe = run_bytes(["git", *quick.DESCRIBE], cwd=root, env=env)
+        status = run_bytes(["git", *quick.STATUS], cwd=root, env=env)
     except ToolNotFoundError:
         return "no git"
     except CommandError as error:
@@ -110,27 +97,59 @@ def vcs_state(root: Path) -> str:
         raise FingerprintError(
             f"git could not describe {root}: {last_line(error.output)}"
         ) from None
-    return f"{describe}\n{status}"
+    return quick.vcs_text(describe, status)
 
 
 def fingerprint_project(
-    project: Project, settings: Settings | None = None, *, use_cache: bool = True
+    project: Project,
+    settings: Settings | None = None,
+    *,
+    use_cache: bool = True,
+    create_dist: bool = False,
 ) -> tuple[list[str], fingerprint.Fingerprint]:
     """The input files of ``project`` and the fingerprint of them plus its non-file inputs.
 
     ``settings`` adds the configured include/exclude patterns and the build's own inputs:
     the backend's config settings.
-    ``use_cache=False`` reads every file and neither reads nor writes the stat cache.
+    ``use_cache=False`` reads every file and neither reads nor writes the stat cache; with the
+    cache, the run also records its answer for ``freshinstall fingerprint`` (see quick.py)
+    where that can be re-checked. The cache is written into dist/ only when that exists
+    already, or with ``create_dist`` (not for read-only commands such as ``status``).
     """
     settings = settings or Settings()
-    paths = select(project.root, fingerprint.list_inputs(project.root), settings)
-    found = extras(project.root, project.pyproject)
+    root = project.root
+    vcs = uses_vcs_version(project.pyproject)
+    facts = quick.facts(os.fspath(root), vcs=vcs)  # before the listing: see quick.facts
+    listed, listing = fingerprint.listed_inputs(root)
+    paths = select(root, listed, settings)
+    found = extras(root, project.pyproject)
     if settings.config_settings:
         found["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
-    cache_dir = project.dist_dir if use_cache else None
-    entries = statcache.hash_files(project.root, paths, cache_dir)
+    cache = statcache.StatCache(project.dist_dir) if use_cache else None
+    entries = cache.hash_files(root, paths) if cache else statcache.hash_files(root, paths)
     result = fingerprint.combine(entries, found)
-    return paths, result._replace(links_out=links_out(project.root, result.files))
+    if cache is not None:
+        answer = b""
+        if (
+            listing is not None
+            and project.source is not None
+            and not settings.include
+            and len(cache.records) == len(paths)  # every input has a record ...
+            and all(map(quick.encodable, cache.records))  # ... that is written
+            and _from_project_only(project, settings)
+        ):
+            answer = quick.answer(facts, project.source, listing, found.get("vcs"), result.digest)
+        cache.save(answer, create=create_dist)
+    return paths, result._replace(links_out=links_out(root, result.files))
+
+
+def _from_project_only(project: Project, settings: Settings) -> bool:
+    """Whether the settings that shape the fingerprint are those of pyproject.toml and the
+    environment alone, as ``freshinstall fingerprint`` sees them (not --config-setting)."""
+    from freshinstall import config
+
+    alone = config.load(project)
+    return (settings.exclude, settings.config_settings) == (alone.exclude, alone.config_settings)
 
 
 def links_out(root: Path, files: Iterable[fingerprint.FileEntry]) -> tuple[str, ...]:

@@ -9,16 +9,20 @@ and benchmarks/bench_fingerprint.py print both). So two plain forms are recognis
 * ``freshinstall fingerprint [--no-cache] [--json] [-v] [PATH]``.
 
 Everything else, ``--help``, any option and shell completion included, goes to click
-(:func:`freshinstall.cli.main`), which also formats the errors of both quick paths.
+(:func:`freshinstall.cli.main`), which also formats the errors of both quick paths. Before
+anything else, ``freshinstall fingerprint [PATH]`` asks :mod:`freshinstall.quick` whether the
+recorded answer still holds, with nothing but ``os`` and ``zlib`` imported.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
 
 #: The flags of `fingerprint` that the quick path takes, and the parameter each one sets.
 _FLAGS = {"--no-cache": "no_cache", "--json": "as_json", "-v": "verbose", "--verbose": "verbose"}
@@ -57,8 +61,8 @@ def _quick(argv: Sequence[str]) -> tuple[Callable[[], str], bool] | None:
     if "_FRESHINSTALL_COMPLETE" in os.environ:
         return None
     if not argv or (len(argv) == 1 and _is_path(argv[0]) and argv[0] not in COMMANDS):
-        path = Path(argv[0] if argv else ".")
-        return (lambda: install_text(path)), False
+        target = argv[0] if argv else "."
+        return (lambda: install_text(target)), False
     if argv[0] != "fingerprint":
         return None
     flags = dict.fromkeys(_FLAGS.values(), False)
@@ -72,9 +76,9 @@ def _quick(argv: Sequence[str]) -> tuple[Callable[[], str], bool] | None:
             return None  # --help, --, an unknown option, an empty PATH
     if len(paths) > 1:
         return None
-    path = Path(paths[0] if paths else ".")
+    target = paths[0] if paths else "."
     no_cache, as_json = flags["no_cache"], flags["as_json"]
-    return (lambda: fingerprint_text(path, no_cache=no_cache, as_json=as_json)), flags["verbose"]
+    return (lambda: fingerprint_text(target, no_cache=no_cache, as_json=as_json)), flags["verbose"]
 
 
 def _is_path(arg: str) -> bool:
@@ -96,24 +100,35 @@ def _print(text: str) -> None:
     stream.flush()
 
 
-def install_text(path: Path) -> str:
+def install_text(path: str | Path) -> str:
     """Install ``path`` with the default options; the result line (see cli.install_command)."""
+    from pathlib import Path
+
     from freshinstall.core import Options, describe, freshen
     from freshinstall.output import StderrReporter
 
     with StderrReporter(quiet=False) as reporter:
-        return describe(freshen(Options(path=path), reporter))
+        return describe(freshen(Options(path=Path(path)), reporter))
 
 
-def fingerprint_text(path: Path, *, no_cache: bool, as_json: bool) -> str:
+def fingerprint_text(path: str | Path, *, no_cache: bool, as_json: bool) -> str:
     """What ``freshinstall fingerprint`` prints: the digest, or one JSON object."""
+    if not (no_cache or as_json):
+        from freshinstall.quick import cached_fingerprint
+
+        answer = cached_fingerprint(os.fspath(path))
+        if answer is not None:
+            return answer
     from freshinstall import config
     from freshinstall.inputs import fingerprint_project
     from freshinstall.project import load_project
 
     project = load_project(path)
-    _, result = fingerprint_project(project, config.load(project), use_cache=not no_cache)
+    settings = config.load(project)
+    _, result = fingerprint_project(project, settings, use_cache=not no_cache, create_dist=True)
     if not as_json:
         return result.digest
+    import json
+
     summary = {"fingerprint": result.digest, "files": len(result.files)}
     return json.dumps({**summary, "extras": sorted(result.extras)})

@@ -26,6 +26,8 @@ class Project(NamedTuple):
     root: Path
     #: The parsed pyproject.toml, empty for a legacy setup.py-only project.
     pyproject: Mapping[str, Any] = {}
+    #: The bytes of pyproject.toml that were parsed; None without one.
+    source: bytes | None = None
 
     @property
     def name(self) -> str | None:
@@ -61,14 +63,14 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             return Project(root, {})
         raise ProjectError(f"{root}: not a Python project (no pyproject.toml or setup.py)")
     try:
-        with pyproject_path.open("rb") as file:
-            data = tomllib.load(file)
-    except tomllib.TOMLDecodeError as error:
+        source = pyproject_path.read_bytes()
+        data = tomllib.loads(source.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ProjectError(f"{pyproject_path}: invalid TOML: {error}") from None
     except OSError as error:
         raise ProjectError(f"{pyproject_path}: cannot read: {error.strerror}") from None
     _validate(pyproject_path, data, has_setup_py=has_setup_py)
-    return Project(root, data)
+    return Project(root, data, source)
 
 
 def _validate(path: Path, data: dict[str, Any], *, has_setup_py: bool) -> None:

@@ -157,7 +157,7 @@ def make_dist_dir(dist_dir: Path) -> None:
         raise StampError(f"cannot create {dist_dir}: {error.strerror}") from None
 
 
-def _write_atomically(dist_dir: Path, name: str, text: str) -> None:
+def _write_atomically(dist_dir: Path, name: str, text: str | bytes) -> None:
     import tempfile
 
     make_dist_dir(dist_dir)
@@ -165,8 +165,8 @@ def _write_atomically(dist_dir: Path, name: str, text: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".freshinstall-", suffix=".tmp", dir=dist_dir)
         try:
             os.fchmod(fd, new_file_mode())
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(text)
+            with os.fdopen(fd, "wb") as file:
+                file.write(text.encode() if isinstance(text, str) else text)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, dist_dir / name)

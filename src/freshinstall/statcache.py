@@ -37,21 +37,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from freshinstall import quick
 from freshinstall.errors import FingerprintError
 from freshinstall.fingerprint import FileEntry, hash_stat, kind_of
+from freshinstall.quick import DIGEST_LENGTH
 
-FILENAME = ".freshinstall-cache"
-MAGIC = "freshinstall-statcache-1"
-#: Files changed less than this before the recording run started are re-hashed, never trusted.
-MARGIN_NS = 2_000_000_000
 #: Files this large are hashed on several threads when they add up to THREADS_MIN_BYTES.
 LARGE_FILE = 64 << 10
 THREADS_MIN_BYTES = 8 << 20
-DIGEST_LENGTH = 64
 
 #: One file still to hash: its relative path, its absolute path and its lstat.
 Todo = tuple[str, str, os.stat_result]
@@ -67,58 +63,96 @@ def hash_files(root: Path, paths: Sequence[str], cache_dir: Path | None = None) 
     With ``cache_dir``, files whose stat data matches the cache there are not read, and the cache
     is refreshed when that saves work next time. Without it, no cache is read or written.
     """
-    prefix = os.path.join(root, "")
     if cache_dir is None:
+        prefix = os.path.join(root, "")
         every = [(path, prefix + path, info) for path, info in _lstat_all(prefix, paths)]
         return [entry for entry in hash_many(every) if entry is not None]
+    cache = StatCache(cache_dir)
+    entries = cache.hash_files(root, paths)
+    cache.save()
+    return entries
 
-    started = _now_ns()
-    records, trusted_before = load(cache_dir)
-    entries: list[FileEntry] = []
-    todo: list[Todo] = []
-    signatures: list[str] = []
-    # The loop that decides the no-change path: per file one lstat, one lookup, one compare.
-    append, lstat, get, kinds = entries.append, _lstat, records.get, _KINDS.copy()
-    for path in paths:
-        source = prefix + path
-        try:
-            info = lstat(source)
-        except FileNotFoundError:
-            continue
-        except OSError as error:
-            raise FingerprintError(f"cannot read {path}: {error.strerror}") from None
-        mode, mtime, ctime = info.st_mode, info.st_mtime_ns, info.st_ctime_ns
-        signature = f"{info.st_size} {mtime} {ctime} {info.st_ino} {mode} "
-        record = get(path)
-        if (
-            record is not None
-            and record[:-DIGEST_LENGTH] == signature
-            and mtime < trusted_before
-            and ctime < trusted_before
-        ):
-            kind = kinds.get(mode) or kinds.setdefault(mode, kind_of(mode))
-            append(FileEntry(path, kind, record[-DIGEST_LENGTH:]))
-        else:
-            todo.append((path, source, info))
-            signatures.append(signature)
-    if not todo and len(entries) == len(records):
-        return entries  # every file was a hit, and every record was used: nothing to update
-    hashed = hash_many(todo)
-    entries.extend(entry for entry in hashed if entry is not None)
 
-    # Rewrite only when that saves work next time: some file hashed now will be trusted then
-    # (it is not racy against this run's start), or records are left over (files that went).
-    limit = started - MARGIN_NS
-    current = {entry.path for entry in entries}
-    if any(
-        entry is not None and info.st_mtime_ns < limit and info.st_ctime_ns < limit
-        for entry, (_, _, info) in zip(hashed, todo, strict=True)
-    ) or any(path not in current for path in records):
+class StatCache:
+    """The cache in ``cache_dir``, for one pass over the inputs (:meth:`hash_files`), which
+    :meth:`save` then writes back, with the run's answer (see quick.py) or without one."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self.started = _now_ns()
+        parts, self.answer, self.trusted_before = quick.read_cache(os.fspath(cache_dir)) or (
+            [],
+            b"",
+            0,
+        )
+        pairs = iter(parts)
+        self.records: dict[str, str] = dict(zip(pairs, pairs, strict=False))
+        #: Whether writing the records saves work next time.
+        self.worth_saving = False
+
+    def hash_files(self, root: Path, paths: Sequence[str]) -> list[FileEntry]:
+        """Hash ``paths`` (see :func:`hash_files`), reading only files the cache cannot vouch
+        for; afterwards :attr:`records` describe exactly the entries returned."""
+        prefix = os.path.join(root, "")
+        records, trusted_before = self.records, self.trusted_before
+        entries: list[FileEntry] = []
+        todo: list[Todo] = []
+        signatures: list[str] = []
+        # The loop that decides the no-change path: per file one lstat, one lookup, one compare.
+        # quick._unchanged builds the same signature: keep the two in step.
+        append, lstat, get, kinds = entries.append, _lstat, records.get, _KINDS.copy()
+        for path in paths:
+            source = prefix + path
+            try:
+                info = lstat(source)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise FingerprintError(f"cannot read {path}: {error.strerror}") from None
+            mode, mtime, ctime = info.st_mode, info.st_mtime_ns, info.st_ctime_ns
+            signature = f"{info.st_size} {mtime} {ctime} {info.st_ino} {mode} "
+            record = get(path)
+            if (
+                record is not None
+                and record[:-DIGEST_LENGTH] == signature
+                and mtime < trusted_before
+                and ctime < trusted_before
+            ):
+                kind = kinds.get(mode) or kinds.setdefault(mode, kind_of(mode))
+                append(FileEntry(path, kind, record[-DIGEST_LENGTH:]))
+            else:
+                todo.append((path, source, info))
+                signatures.append(signature)
+        if not todo and len(entries) == len(records):
+            return entries  # every file was a hit, and every record was used: nothing to update
+        hashed = hash_many(todo)
+        entries.extend(entry for entry in hashed if entry is not None)
+
+        # Worth writing when some file hashed now will be trusted next time (it is not racy
+        # against this run's start), or records are left over (files that went).
+        limit = self.started - quick.MARGIN_NS
+        current = {entry.path for entry in entries}
+        self.worth_saving = any(
+            entry is not None and info.st_mtime_ns < limit and info.st_ctime_ns < limit
+            for entry, (_, _, info) in zip(hashed, todo, strict=True)
+        ) or any(path not in current for path in records)
         for entry, signature in zip(hashed, signatures, strict=True):
             if entry is not None:
                 records[entry.path] = signature + entry.digest
-        save(cache_dir, {path: records[path] for path in current}, started)
-    return entries
+        self.records = {path: records[path] for path in current}
+        return entries
+
+    def save(self, answer: bytes = b"", *, create: bool = True) -> None:
+        """Write the records and ``answer`` when either changes what the next run can skip;
+        with ``create=False``, only into a cache directory that exists already.
+
+        An answer is only ever written with the records of the pass that computed it, so
+        without one, a rewrite drops the previous answer.
+        """
+        if not (create or self.cache_dir.is_dir()):
+            return
+        if self.worth_saving or answer != self.answer:
+            save(self.cache_dir, self.records, self.started, answer)
 
 
 def _lstat_all(prefix: str, paths: Sequence[str]) -> Iterator[tuple[str, os.stat_result]]:
@@ -180,49 +214,19 @@ def _now_ns() -> int:
 
 
 def load(cache_dir: Path) -> tuple[dict[str, str], int]:
-    """The records of the cache in ``cache_dir`` and the time before which files are trusted.
-
-    Anything unexpected (missing, unreadable, truncated, edited, another format) gives no
-    records: the cache can only save work, never decide anything.
-    """
-    try:
-        with open(cache_dir / FILENAME, "rb") as file:
-            mtime_ns = os.fstat(file.fileno()).st_mtime_ns
-            data = file.read()
-        header, _, body = data.partition(b"\n")
-        magic, started_text, written_text, crc_text = header.decode("ascii").split(" ")
-        started, written, crc = int(started_text), int(written_text), int(crc_text)
-        if magic != MAGIC or crc != zlib.crc32(body) or not 0 <= started <= written:
-            return {}, 0
-        parts = body.decode("utf-8").split("\0")
-    except (OSError, ValueError):
-        return {}, 0
-    if len(parts) % 2 != 1 or parts[-1]:
-        return {}, 0
-    pairs = iter(parts[:-1])
-    reference = min(started, mtime_ns - (written - started))
-    return dict(zip(pairs, pairs, strict=False)), reference - MARGIN_NS
+    """The records of the cache in ``cache_dir`` and the time before which files are trusted;
+    none for a cache that is missing or damaged (see quick.read_cache)."""
+    parts, _, trusted_before = quick.read_cache(os.fspath(cache_dir)) or ([], b"", 0)
+    pairs = iter(parts)
+    return dict(zip(pairs, pairs, strict=False)), trusted_before
 
 
-def save(cache_dir: Path, records: dict[str, str], started: int) -> None:
+def save(cache_dir: Path, records: dict[str, str], started: int, answer: bytes = b"") -> None:
     """Replace the cache atomically (last writer wins); a failure to write is not an error."""
     from freshinstall.errors import StampError
     from freshinstall.stamp import _write_atomically
 
-    # Names that are not valid UTF-8 are left out: they are rare, and simply hashed each time.
-    body = "".join([f"{path}\0{record}\0" for path, record in records.items() if _encodable(path)])
-    written = _now_ns()
-    header = f"{MAGIC} {started} {written} {zlib.crc32(body.encode())}"
+    text = quick.cache_text(records, answer, started, _now_ns())
     # A read-only project or a full disk only means that the next run hashes again.
     with contextlib.suppress(StampError):
-        _write_atomically(cache_dir, FILENAME, f"{header}\n{body}")
-
-
-def _encodable(path: str) -> bool:
-    if path.isascii():
-        return True
-    try:
-        path.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+        _write_atomically(cache_dir, quick.FILENAME, text)

@@ -1,0 +1,329 @@
+"""The no-change answer of ``freshinstall fingerprint``, checked without importing the tool.
+
+Start-up is most of a no-change run: importing tomllib, pathlib, typing, hashlib and subprocess
+takes longer than the whole check of a 1,000-file project (benchmarks/breakdown.py). So the run
+that computes a fingerprint also records, beside its stat cache (one file, replaced
+atomically), the digest and everything the digest was computed from that is not a file's
+content: the package version, the project root, the pyproject.toml bytes, the environment
+variables that reach the fingerprint, the raw output of the ``git ls-files`` that listed the
+inputs, and the VCS state. :func:`cached_fingerprint` returns the recorded digest only when all
+of them are byte-for-byte the same now and every input passes the stat cache's test (same stat
+data, not racy); anything else, including any error, returns None and the full computation runs.
+It needs only ``os`` and ``zlib``.
+
+The answer is recorded only where re-checking it is complete: inside a git work tree (its
+listing covers the index, the .gitignore files and git's configuration at once), without
+submodules (their files are listed by walking), without ``include`` patterns (globbed from the
+file system), and when every input has a stat-cache record (a vanished tracked file or an
+undecodable name has none, and could come back unseen).
+
+While the stat data is checked, git lists the tree in its own process, on the other core.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+from freshinstall import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+FILENAME = ".freshinstall-cache"
+MAGIC = "freshinstall-statcache-2"
+#: Part of every answer; bump it whenever the listing rules or the fingerprint scheme change.
+FORMAT = f"freshinstall-answer-1 {__version__}"
+#: Files changed less than this before the recording run started are re-hashed, never trusted.
+MARGIN_NS = 2_000_000_000
+DIGEST_LENGTH = 64
+#: Trees with this many files are checked in two processes (see _all_unchanged).
+FORK_MIN_FILES = 4000
+#: The facts (5), pyproject.toml, the listing, the VCS state and the digest.
+ANSWER_FIELDS = 9
+
+#: Environment variables that build backends and version plugins read (part of the fingerprint)
+#: and freshinstall's own settings (which choose its inputs).
+ENV_PREFIXES = (
+    "SETUPTOOLS_SCM_",
+    "VCS_VERSIONING_",
+    "HATCH_BUILD_",
+    "PDM_BUILD_",
+    "POETRY_DYNAMIC_VERSIONING_",
+    "VERSIONINGIT_",
+    "PBR_",
+    "SOURCE_DATE_EPOCH",
+)
+SETTINGS_PREFIX = "FRESHINSTALL_"
+
+#: The git commands whose output decides the inputs; the full path runs the very same ones.
+LS_FILES = ("ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard")
+DESCRIBE = ("describe", "--tags", "--long", "--always", "--abbrev=40")
+STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=no")
+
+#: What a cache file holds: the (path, record) pairs flattened, the answer, and the time before
+#: which stat data is trusted.
+Cache = tuple[list[str], bytes, int]
+
+
+def git_env() -> dict[str, str]:
+    """Read-only git: never refresh the user's index behind their back; stable messages."""
+    return {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+
+
+def environment_text(environ: Mapping[str, str]) -> bytes:
+    """The variables that can change the fingerprint or the settings, as one string."""
+    names = sorted(name for name in environ if name.startswith((*ENV_PREFIXES, SETTINGS_PREFIX)))
+    text = "".join(f"{name}={environ[name]}\0" for name in names)
+    return os.fsencode(text)
+
+
+def vcs_text(describe: bytes, status: bytes) -> str:
+    """The VCS state of a project versioned from git (see inputs.vcs_state)."""
+    return f"{describe.decode(errors='replace').strip()}\n{status.decode(errors='replace')}"
+
+
+# --- the cache file ----------------------------------------------------------------------------
+#
+# A header line "MAGIC STARTED WRITTEN CRC ANSWER-LENGTH", the answer (empty when none was
+# recorded), then NUL-separated path / record pairs; the CRC-32 covers the answer and the pairs.
+
+
+def read_cache(cache_dir: str) -> Cache | None:
+    """The cache in ``cache_dir``, or None for anything unexpected (missing, unreadable,
+    truncated, edited, another format): the cache can only save work, never decide anything."""
+    try:
+        with open(os.path.join(cache_dir, FILENAME), "rb") as file:
+            mtime_ns = os.fstat(file.fileno()).st_mtime_ns
+            data = file.read()
+        header, _, rest = data.partition(b"\n")
+        magic, *numbers = header.decode("ascii").split(" ")
+        started, written, crc, length = (int(number) for number in numbers)
+        if magic != MAGIC or crc != zlib.crc32(rest) or not 0 <= started <= written:
+            return None
+        if not 0 <= length <= len(rest):
+            return None
+        parts = rest[length:].decode("utf-8").split("\0")
+    except (OSError, ValueError):
+        return None
+    if len(parts) % 2 != 1 or parts[-1]:
+        return None
+    del parts[-1]
+    # The reference time: the recording run's start by our clock, or by the file system's
+    # clock (the cache file's mtime minus the run's duration), whichever is earlier.
+    reference = min(started, mtime_ns - (written - started))
+    return parts, rest[:length], reference - MARGIN_NS
+
+
+def cache_text(records: Mapping[str, str], answer: bytes, started: int, written: int) -> bytes:
+    """The bytes of a cache file (see :func:`read_cache`)."""
+    # Names that are not valid UTF-8 are left out: they are rare, and simply hashed each time.
+    pairs = "".join([f"{path}\0{record}\0" for path, record in records.items() if encodable(path)])
+    rest = answer + pairs.encode()
+    header = f"{MAGIC} {started} {written} {zlib.crc32(rest)} {len(answer)}\n"
+    return header.encode() + rest
+
+
+def encodable(path: str) -> bool:
+    """Whether ``path`` can be written as UTF-8 (names that are not are never cached)."""
+    if path.isascii():
+        return True
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# --- the answer --------------------------------------------------------------------------------
+
+
+def facts(root: str, *, vcs: bool) -> list[bytes]:
+    """What the answer for ``root`` depends on besides pyproject.toml, the listing and the files.
+
+    A run records them before it lists its inputs, so that a change while it works makes the
+    answer refuse rather than vouch for the wrong state.
+    """
+    build_package = os.path.isfile(os.path.join(root, "build", "__init__.py"))
+    setup_py = os.path.isfile(os.path.join(root, "setup.py"))
+    return [
+        FORMAT.encode(),
+        os.fsencode(root),
+        os.fsencode(find_work_tree(root) or ""),
+        b"vcs=%d build-package=%d setup.py=%d" % (vcs, build_package, setup_py),
+        environment_text(os.environ),
+    ]
+
+
+def answer(
+    facts: Sequence[bytes], pyproject: bytes, listing: bytes, vcs: str | None, digest: str
+) -> bytes:
+    """What a run that computed ``digest`` records for :func:`cached_fingerprint`.
+
+    ``facts`` are :func:`facts` taken before the listing, ``pyproject`` the bytes of
+    pyproject.toml that were parsed, ``listing`` the raw output of ``git LS_FILES``, ``vcs``
+    the VCS state (None when the version is static).
+    """
+    vcs_bytes = (vcs or "").encode("utf-8", "surrogateescape")
+    return _join([*facts, pyproject, listing, vcs_bytes, digest.encode()])
+
+
+def _join(fields: Sequence[bytes]) -> bytes:
+    lengths = " ".join(str(len(field)) for field in fields)
+    return lengths.encode() + b"\n" + b"".join(fields)
+
+
+def _split(data: bytes) -> list[bytes]:
+    lengths, _, rest = data.partition(b"\n")
+    fields, offset = [], 0
+    for length in map(int, lengths.split()):
+        fields.append(rest[offset : offset + length])
+        offset += length
+    if offset != len(rest):
+        raise ValueError("damaged answer")
+    return fields
+
+
+def find_work_tree(root: str) -> str | None:
+    """The directory at or above ``root`` that holds a ``.git``, if any (no subprocess)."""
+    directory = root
+    while True:
+        if os.path.lexists(os.path.join(directory, ".git")):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def cached_fingerprint(path: str) -> str | None:
+    """The fingerprint of the project at ``path`` if it provably equals the recorded one."""
+    children: list[tuple[int, int]] = []
+    try:
+        return _check(os.path.realpath(path), children)
+    except (OSError, ValueError):
+        return None
+    finally:
+        for pid, reader in children:  # only left here when the answer was refused
+            os.close(reader)
+            os.kill(pid, 9)  # SIGKILL, 9 by POSIX: the full computation lists again
+            os.waitpid(pid, 0)
+
+
+def _check(root: str, children: list[tuple[int, int]]) -> str | None:
+    # git first, so that it lists the tree on the other core while we check the rest.
+    env = git_env()
+    children.append(start_git(root, LS_FILES, env))
+    cache = read_cache(os.path.join(root, "dist"))
+    if cache is None or not cache[1]:
+        return None
+    parts, recorded, trusted_before = cache
+    fields = _split(recorded)
+    if (
+        len(fields) != ANSWER_FIELDS
+        or fields[0] != FORMAT.encode()
+        or fields[1] != os.fsencode(root)
+    ):
+        return None
+    pyproject, listing, vcs, digest = fields[5:]
+    vcs_project = fields[3].startswith(b"vcs=1")
+    if vcs_project:
+        children.append(start_git(root, DESCRIBE, env))
+        children.append(start_git(root, STATUS, env))
+    if fields[:5] != facts(root, vcs=vcs_project):
+        return None
+    with open(os.path.join(root, "pyproject.toml"), "rb") as file:
+        if file.read() != pyproject:
+            return None
+    if not _all_unchanged(os.path.join(root, ""), parts, trusted_before):
+        return None
+    outputs = [git_output(*children.pop(0)) for _ in range(len(children))]
+    if outputs[0] != listing:
+        return None
+    if vcs_project and vcs_text(outputs[1], outputs[2]).encode("utf-8", "surrogateescape") != vcs:
+        return None
+    return digest.decode("ascii")
+
+
+def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
+    """:func:`unchanged`, for a large tree in two processes: the parent and a forked child
+    check one half each. Threads do not pay here (docs/performance.md): the work between the
+    ``lstat`` calls holds the GIL."""
+    if len(parts) < 2 * FORK_MIN_FILES or not _can_fork():
+        return unchanged(prefix, parts, trusted_before)
+    half = len(parts) // 4 * 2  # on a (path, record) boundary
+    pid = os.fork()
+    if pid == 0:  # the child: its verdict is its exit status, and it runs nothing else
+        verdict = 2
+        try:
+            verdict = 0 if unchanged(prefix, parts[half:], trusted_before) else 1
+        finally:
+            os._exit(verdict)
+    mine = False
+    try:
+        mine = unchanged(prefix, parts[:half], trusted_before)
+    finally:
+        if not mine:
+            os.kill(pid, 9)  # SIGKILL, 9 by POSIX: its answer no longer matters
+        _, status = os.waitpid(pid, 0)
+    return mine and os.waitstatus_to_exitcode(status) == 0
+
+
+def _can_fork() -> bool:
+    """Two CPUs for this process, and no other thread (a fork copies only the calling one)."""
+    if not hasattr(os, "fork") or "threading" in sys.modules:
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except AttributeError:  # not on Linux
+        return (os.cpu_count() or 1) > 1
+
+
+def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
+    """Whether every recorded file has its recorded stat data, older than ``trusted_before``.
+
+    The signature is statcache.hash_files's, built the same way: keep the two in step.
+    """
+    lstat, end = os.lstat, -DIGEST_LENGTH
+    pairs = iter(parts)
+    for path, record in zip(pairs, pairs):  # noqa: B905 - even length checked by read_cache
+        info = lstat(prefix + path)
+        mtime, ctime = info.st_mtime_ns, info.st_ctime_ns
+        signature = f"{info.st_size} {mtime} {ctime} {info.st_ino} {info.st_mode} "
+        if record[:end] != signature or mtime >= trusted_before or ctime >= trusted_before:
+            return False
+    return True
+
+
+def start_git(root: str, args: Sequence[str], env: Mapping[str, str]) -> tuple[int, int]:
+    """Start ``git -C ROOT ARGS`` with stdout and stderr into one pipe, as _process.run does."""
+    reader, writer = os.pipe()
+    try:
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, writer, 1),
+            (os.POSIX_SPAWN_DUP2, writer, 2),
+        ]
+        pid = os.posix_spawnp("git", ["git", "-C", root, *args], env, file_actions=actions)
+    except BaseException:
+        os.close(reader)
+        raise
+    finally:
+        os.close(writer)
+    return pid, reader
+
+
+def git_output(pid: int, reader: int) -> bytes:
+    """All the output of a spawned git; ValueError when it failed."""
+    chunks = []
+    try:
+        while chunk := os.read(reader, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(reader)
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ValueError("git failed")
+    return b"".join(chunks)
