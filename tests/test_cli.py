@@ -69,6 +69,15 @@ def test_malformed_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
     assert "line 3" in line
 
 
+def test_pyproject_that_is_not_utf8(tmp_path: Path) -> None:
+    root = pyproject(tmp_path, "")
+    (root / "pyproject.toml").write_bytes(b'[project]\nname = "caf\xe9"\nversion = "1"\n')
+    for args in ([str(root)], ["fingerprint", str(root)]):
+        line = assert_one_line_error(freshinstall(*args), str(root.resolve() / "pyproject.toml"))
+        assert "invalid TOML" in line
+        assert "utf-8" in line
+
+
 def test_project_without_a_name(tmp_path: Path) -> None:
     root = pyproject(tmp_path, '[project]\nversion = "1.0"\n')
     assert_one_line_error(freshinstall(root), "pyproject.toml", "[project] has no name")
