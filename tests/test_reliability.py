@@ -1251,3 +1251,47 @@ def test_killed_at_any_moment_never_leaves_a_false_up_to_date(
     assert final["fingerprint"] == current_fingerprint(project)
     assert sandbox.run_tool("stcli").endswith(" v9")
     assert install_json(project)["installed"] is False
+
+
+# --- SIGCHLD inherited as ignored ---------------------------------------------------------------
+
+#: Starts freshinstall the way a parent that ignores SIGCHLD would (exec keeps that setting):
+#: the kernel then reaps children itself, and their exit status is lost unless freshinstall
+#: restores the default.
+_SIGCHLD_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'freshinstall', *sys.argv[1:]])"
+)
+
+
+def freshinstall_sigchld_ignored(*args: str | os.PathLike[str]) -> Result:
+    completed = subprocess.run(
+        [sys.executable, "-c", _SIGCHLD_IGNORED, *(os.fspath(arg) for arg in args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+def test_sigchld_ignored_fingerprint_is_the_same(make_project: MakeProject) -> None:
+    project = make_project("setuptools_cli")
+    expected = current_fingerprint(project)  # also records the no-change answer
+    for args in (["fingerprint"], ["fingerprint", "--no-cache"]):
+        result = freshinstall_sigchld_ignored(*args, project)
+        assert (result.code, result.stdout.strip()) == (0, expected), result.stderr
+    (project / "src" / "stcli" / "cli.py").write_text("print('changed')\n", encoding="utf-8")
+    changed = freshinstall_sigchld_ignored("fingerprint", project)
+    assert changed.code == 0, changed.stderr
+    assert changed.stdout.strip() not in ("", expected)
+
+
+def test_sigchld_ignored_failed_build_is_still_a_failure(make_project: MakeProject) -> None:
+    # Without the exit status, subprocess reports 0 for a child the kernel reaped: a failed
+    # build must still fail, not install a wheel that was never built.
+    project = make_project("broken_setup")
+    result = freshinstall_sigchld_ignored(project)
+    assert result.code == 1, result
+    assert "setup.py refuses to build" in result.stderr.strip().splitlines()[-1]
+    assert read_stamp(project) is None

@@ -1,9 +1,12 @@
-"""The one way freshinstall runs a subprocess: an argv list, never a shell."""
+"""How freshinstall runs a subprocess: an argv list, never a shell.
+
+The one exception is git for the fingerprint, started by quick.start_git (``os.posix_spawnp``,
+also an argv list) so that the fingerprint does not import subprocess.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -36,6 +39,8 @@ def run_bytes(
     stderr (stdout stays reserved for results); otherwise the output is captured and carried
     by the :class:`CommandError` raised when the command fails, so it can be replayed.
     """
+    import subprocess  # here: the fingerprint's start-up does without it (see quick.start_git)
+
     args = [os.fspath(arg) for arg in argv]
     if stream:
         import shlex

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 from freshinstall import quick
-from freshinstall._process import last_line, run_bytes
-from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
+from freshinstall._process import last_line
+from freshinstall.errors import FingerprintError, ToolNotFoundError
 
-#: Bumped whenever the hashing changes, so that old stamps stop matching.
-SCHEME = "freshinstall-fingerprint-1"
+#: Bumped whenever the hashing changes, so that old stamps stop matching. It lives in quick.py,
+#: whose recorded answers must not outlive it either.
+SCHEME = quick.SCHEME
 CHUNK = 1 << 20
 
 #: Directories that are tool output wherever they are (unless git tracks files in them).
+#: A change to these rules must bump quick.FORMAT.
 _VCS_AND_TOX = (".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".hypothesis")
 OUTPUT_DIRS = frozenset({*_VCS_AND_TOX, ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 #: Directories that are output only at the project root: `src/build/` is source, and so is a
@@ -183,22 +185,37 @@ def snapshot(
 
 def list_inputs(root: Path) -> list[str]:
     """Relative paths of the files under ``root`` that can reach a build, sorted."""
-    return listed_inputs(root)[0]
+    return listed_inputs(root).paths
 
 
-def listed_inputs(root: Path) -> tuple[list[str], bytes | None]:
-    """:func:`list_inputs`, and the output of ``git ls-files`` when that alone decided them (in
-    a git work tree without submodules, whose files are found by walking); else None."""
-    if find_git_dir(root) is None:
-        entries, listing = _list_outside_git(root), None
+class Listing(NamedTuple):
+    """The inputs of a project, and what decided them."""
+
+    paths: list[str]
+    #: The output of ``git ls-files`` when that alone decided the paths: in a git work tree
+    #: without submodules (whose files are found by walking); else None.
+    output: bytes | None
+    #: The directory holding the ``.git`` the listing ran in; None outside git.
+    work_tree: str | None
+    #: Whether the root ``build/`` counted as source (see :func:`root_output_dirs`).
+    build_package: bool
+
+
+def listed_inputs(root: Path) -> Listing:
+    """:func:`list_inputs`, with what decided them (for quick.py's answers)."""
+    work_tree = find_git_dir(root)
+    root_outputs = root_output_dirs(root)
+    if work_tree is None:
+        entries, output = _list_outside_git(root), None
     else:
-        entries, listing = _git_ls_files(root, [])
+        entries, output = _git_ls_files(root, [])
     if any(path.endswith("/") for path, _ in entries):
-        listing = None
-    paths = sorted(set(_without_outputs(root, entries)))
+        output = None
+    paths = sorted(set(_without_outputs(root, entries, root_outputs)))
     if not all(path.isascii() for path in paths):
         paths.sort(key=os.fsencode)  # by bytes, as git sorts, even for undecodable names
-    return paths, listing
+    build_package = "build" not in root_outputs
+    return Listing(paths, output, None if work_tree is None else str(work_tree), build_package)
 
 
 def find_git_dir(root: Path) -> Path | None:
@@ -213,17 +230,18 @@ def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, b
 
     Submodules and embedded repositories (mode 160000) come back as directories, ``sub/``.
     """
-    argv = ["git", *git_options, *quick.LS_FILES]
+    args, env = [*git_options, *quick.LS_FILES], _git_env(scratch=bool(git_options))
     try:
-        output = run_bytes(argv, cwd=root, env=_git_env(scratch=bool(git_options)))
-    except ToolNotFoundError:
+        code, output = quick.finish_git(*quick.start_git(os.fspath(root), args, env))
+        if code is None:  # its exit status was lost; SIGCHLD is handled now (see quick._wait)
+            code, output = quick.finish_git(*quick.start_git(os.fspath(root), args, env))
+    except FileNotFoundError:
         if git_options:
-            raise
+            raise ToolNotFoundError("git") from None
         raise FingerprintError(f"{root} is in a git work tree but git is not installed") from None
-    except CommandError as error:
-        raise FingerprintError(
-            f"git could not list the files of {root}: {last_line(error.output)}"
-        ) from None
+    if code != 0:
+        message = last_line(output.decode(errors="replace"))
+        raise FingerprintError(f"git could not list the files of {root}: {message}")
     entries = []
     for record in os.fsdecode(output).split("\0"):
         if record[:1] == "?":  # untracked: "? PATH"
@@ -276,11 +294,12 @@ def _walk(root: Path, prefix: str) -> Iterator[str]:
             yield relpath
 
 
-def _without_outputs(root: Path, entries: list[tuple[str, bool]]) -> Iterator[str]:
+def _without_outputs(
+    root: Path, entries: list[tuple[str, bool]], root_outputs: frozenset[str]
+) -> Iterator[str]:
     """Drop untracked build outputs; expand directories (submodules, nested repositories)."""
     untracked = [path for path, tracked in entries if not tracked]
     venvs = {path[: -len("pyvenv.cfg")] for path in untracked if path.endswith("/pyvenv.cfg")}
-    root_outputs = root_output_dirs(root)
     for path, tracked in entries:
         if path.startswith("dist/") or path == "dist":
             # Even where git tracks it: freshinstall writes its wheel and stamp there, and

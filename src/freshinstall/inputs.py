@@ -9,8 +9,6 @@ SOURCE_DATE_EPOCH, ...), and the backend's config settings.
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -118,27 +116,36 @@ def fingerprint_project(
     """
     settings = settings or Settings()
     root = project.root
-    vcs = uses_vcs_version(project.pyproject)
-    facts = quick.facts(os.fspath(root), vcs=vcs)  # before the listing: see quick.facts
-    listed, listing = fingerprint.listed_inputs(root)
-    paths = select(root, listed, settings)
+    # The cache's reference time comes first: whatever changes from here on is racy.
+    cache = statcache.StatCache(project.dist_dir) if use_cache else None
+    listing = fingerprint.listed_inputs(root)
+    paths = select(root, listing.paths, settings)
     found = extras(root, project.pyproject)
     if settings.config_settings:
+        import json
+
         found["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
-    cache = statcache.StatCache(project.dist_dir) if use_cache else None
     entries = cache.hash_files(root, paths) if cache else statcache.hash_files(root, paths)
     result = fingerprint.combine(entries, found)
     if cache is not None:
         answer = b""
         if (
-            listing is not None
+            listing.output is not None
             and project.source is not None
             and not settings.include
             and len(cache.records) == len(paths)  # every input has a record ...
             and all(map(quick.encodable, cache.records))  # ... that is written
             and _from_project_only(project, settings)
         ):
-            answer = quick.answer(facts, project.source, listing, found.get("vcs"), result.digest)
+            known = quick.facts(
+                os.fspath(root),
+                listing.work_tree,
+                vcs="vcs" in found,
+                build_package=listing.build_package,
+                setup_py=project.setup_py,
+            )
+            vcs = found.get("vcs")
+            answer = quick.make_answer(known, project.source, listing.output, vcs, result.digest)
         cache.save(answer, create=create_dist)
     return paths, result._replace(links_out=links_out(root, result.files))
 
@@ -183,6 +190,8 @@ def select(root: Path, paths: list[str], settings: Settings) -> list[str]:
             found.relative_to(root).as_posix() for found in root.glob(pattern) if found.is_file()
         )
     if settings.exclude:
+        import fnmatch
+
         chosen = {
             path
             for path in chosen

@@ -28,6 +28,8 @@ class Project(NamedTuple):
     pyproject: Mapping[str, Any] = {}
     #: The bytes of pyproject.toml that were parsed; None without one.
     source: bytes | None = None
+    #: Whether it had a setup.py when it was loaded (which makes some tables optional).
+    setup_py: bool = False
 
     @property
     def name(self) -> str | None:
@@ -60,7 +62,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     has_setup_py = (root / "setup.py").is_file()
     if not pyproject_path.is_file():
         if has_setup_py:
-            return Project(root, {})
+            return Project(root, {}, setup_py=True)
         raise ProjectError(f"{root}: not a Python project (no pyproject.toml or setup.py)")
     try:
         source = pyproject_path.read_bytes()
@@ -70,7 +72,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     except OSError as error:
         raise ProjectError(f"{pyproject_path}: cannot read: {error.strerror}") from None
     _validate(pyproject_path, data, has_setup_py=has_setup_py)
-    return Project(root, data, source)
+    return Project(root, data, source, has_setup_py)
 
 
 def _validate(path: Path, data: dict[str, Any], *, has_setup_py: bool) -> None:

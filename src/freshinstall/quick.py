@@ -9,7 +9,12 @@ variables that reach the fingerprint, the raw output of the ``git ls-files`` tha
 inputs, and the VCS state. :func:`cached_fingerprint` returns the recorded digest only when all
 of them are byte-for-byte the same now and every input passes the stat cache's test (same stat
 data, not racy); anything else, including any error, returns None and the full computation runs.
-It needs only ``os`` and ``zlib``.
+It imports nothing but ``os``, ``sys``, ``zlib`` and the package's ``__init__``.
+
+The facts are the values the computation used (the work tree and root ``build/`` it listed
+with, the ``setup.py`` its checks saw), never looked at again afterwards, so that a change
+while it worked, even one undone before the end, makes the answer refuse rather than vouch for
+a state that was never fingerprinted.
 
 The answer is recorded only where re-checking it is complete: inside a git work tree (its
 listing covers the index, the .gitignore files and git's configuration at once), without
@@ -34,15 +39,20 @@ if TYPE_CHECKING:
 
 FILENAME = ".freshinstall-cache"
 MAGIC = "freshinstall-statcache-2"
-#: Part of every answer; bump it whenever the listing rules or the fingerprint scheme change.
-FORMAT = f"freshinstall-answer-1 {__version__}"
+#: Bumped whenever the hashing changes, so that old stamps stop matching (fingerprint.py).
+SCHEME = "freshinstall-fingerprint-1"
+#: Part of every answer: bump the number whenever the listing rules change (fingerprint.py's
+#: OUTPUT_DIRS and friends), so that no answer outlives the rules it was computed with.
+FORMAT = f"freshinstall-answer-1 {__version__} {SCHEME}"
 #: Files changed less than this before the recording run started are re-hashed, never trusted.
 MARGIN_NS = 2_000_000_000
 DIGEST_LENGTH = 64
 #: Trees with this many files are checked in two processes (see _all_unchanged).
 FORK_MIN_FILES = 4000
-#: The facts (5), pyproject.toml, the listing, the VCS state and the digest.
-ANSWER_FIELDS = 9
+#: An answer's fields: the facts (see facts()), pyproject.toml, the listing, the VCS state and
+#: the digest.
+FACTS = 5
+ANSWER_FIELDS = FACTS + 4
 
 #: Environment variables that build backends and version plugins read (part of the fingerprint)
 #: and freshinstall's own settings (which choose its inputs).
@@ -140,34 +150,44 @@ def encodable(path: str) -> bool:
 # --- the answer --------------------------------------------------------------------------------
 
 
-def facts(root: str, *, vcs: bool) -> list[bytes]:
-    """What the answer for ``root`` depends on besides pyproject.toml, the listing and the files.
+def facts(
+    root: str, work_tree: str | None, *, vcs: bool, build_package: bool, setup_py: bool
+) -> list[bytes]:
+    """What an answer for ``root`` depends on besides pyproject.toml, the listing and the files.
 
-    A run records them before it lists its inputs, so that a change while it works makes the
-    answer refuse rather than vouch for the wrong state.
+    ``work_tree`` is the directory holding ``.git`` that the listing ran in, ``build_package``
+    whether the root ``build/`` counted as source (it holds an ``__init__.py``), ``setup_py``
+    whether the project had one when it was loaded, ``vcs`` whether its version comes from git.
     """
-    build_package = os.path.isfile(os.path.join(root, "build", "__init__.py"))
-    setup_py = os.path.isfile(os.path.join(root, "setup.py"))
+    flags = f"vcs={vcs:d} build-package={build_package:d} setup.py={setup_py:d} "
+    flags += f"encoding={sys.getfilesystemencoding()}"
     return [
         FORMAT.encode(),
         os.fsencode(root),
-        os.fsencode(find_work_tree(root) or ""),
-        b"vcs=%d build-package=%d setup.py=%d" % (vcs, build_package, setup_py),
+        os.fsencode(work_tree or ""),
+        flags.encode(),
         environment_text(os.environ),
     ]
 
 
-def answer(
-    facts: Sequence[bytes], pyproject: bytes, listing: bytes, vcs: str | None, digest: str
+def facts_now(root: str, *, vcs: bool) -> list[bytes]:
+    """:func:`facts` as they are now."""
+    build_package = os.path.isfile(os.path.join(root, "build", "__init__.py"))
+    setup_py = os.path.isfile(os.path.join(root, "setup.py"))
+    work_tree = find_work_tree(root)
+    return facts(root, work_tree, vcs=vcs, build_package=build_package, setup_py=setup_py)
+
+
+def make_answer(
+    known: Sequence[bytes], pyproject: bytes, listing: bytes, vcs: str | None, digest: str
 ) -> bytes:
     """What a run that computed ``digest`` records for :func:`cached_fingerprint`.
 
-    ``facts`` are :func:`facts` taken before the listing, ``pyproject`` the bytes of
-    pyproject.toml that were parsed, ``listing`` the raw output of ``git LS_FILES``, ``vcs``
-    the VCS state (None when the version is static).
+    ``known`` are its :func:`facts`, ``pyproject`` the bytes of pyproject.toml it parsed,
+    ``listing`` the raw output of its ``git LS_FILES``, ``vcs`` the VCS state (None when the
+    version is static).
     """
-    vcs_bytes = (vcs or "").encode("utf-8", "surrogateescape")
-    return _join([*facts, pyproject, listing, vcs_bytes, digest.encode()])
+    return _join([*known, pyproject, listing, (vcs or "").encode(), digest.encode()])
 
 
 def _join(fields: Sequence[bytes]) -> bytes:
@@ -206,10 +226,8 @@ def cached_fingerprint(path: str) -> str | None:
     except (OSError, ValueError):
         return None
     finally:
-        for pid, reader in children:  # only left here when the answer was refused
-            os.close(reader)
-            os.kill(pid, 9)  # SIGKILL, 9 by POSIX: the full computation lists again
-            os.waitpid(pid, 0)
+        for pid, reader in children:  # the answer was refused, or a git failed
+            _stop(pid, reader)
 
 
 def _check(root: str, children: list[tuple[int, int]]) -> str | None:
@@ -221,18 +239,16 @@ def _check(root: str, children: list[tuple[int, int]]) -> str | None:
         return None
     parts, recorded, trusted_before = cache
     fields = _split(recorded)
-    if (
-        len(fields) != ANSWER_FIELDS
-        or fields[0] != FORMAT.encode()
-        or fields[1] != os.fsencode(root)
-    ):
+    if len(fields) != ANSWER_FIELDS or fields[0] != FORMAT.encode():
         return None
-    pyproject, listing, vcs, digest = fields[5:]
+    pyproject, listing, vcs, digest = fields[FACTS:]
+    # Read before the facts are checked, only to start the VCS commands early: the check
+    # compares the whole flags field, this part included.
     vcs_project = fields[3].startswith(b"vcs=1")
     if vcs_project:
         children.append(start_git(root, DESCRIBE, env))
         children.append(start_git(root, STATUS, env))
-    if fields[:5] != facts(root, vcs=vcs_project):
+    if fields[:FACTS] != facts_now(root, vcs=vcs_project) or not _is_digest(digest):
         return None
     with open(os.path.join(root, "pyproject.toml"), "rb") as file:
         if file.read() != pyproject:
@@ -242,9 +258,13 @@ def _check(root: str, children: list[tuple[int, int]]) -> str | None:
     outputs = [git_output(*children.pop(0)) for _ in range(len(children))]
     if outputs[0] != listing:
         return None
-    if vcs_project and vcs_text(outputs[1], outputs[2]).encode("utf-8", "surrogateescape") != vcs:
+    if vcs_project and vcs_text(outputs[1], outputs[2]).encode() != vcs:
         return None
     return digest.decode("ascii")
+
+
+def _is_digest(text: bytes) -> bool:
+    return len(text) == DIGEST_LENGTH and not text.strip(b"0123456789abcdef")
 
 
 def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
@@ -256,19 +276,18 @@ def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
     half = len(parts) // 4 * 2  # on a (path, record) boundary
     pid = os.fork()
     if pid == 0:  # the child: its verdict is its exit status, and it runs nothing else
-        verdict = 2
         try:
-            verdict = 0 if unchanged(prefix, parts[half:], trusted_before) else 1
+            os._exit(0 if unchanged(prefix, parts[half:], trusted_before) else 1)
         finally:
-            os._exit(verdict)
+            os._exit(2)
     mine = False
     try:
         mine = unchanged(prefix, parts[:half], trusted_before)
     finally:
         if not mine:
-            os.kill(pid, 9)  # SIGKILL, 9 by POSIX: its answer no longer matters
-        _, status = os.waitpid(pid, 0)
-    return mine and os.waitstatus_to_exitcode(status) == 0
+            _kill(pid)  # its answer no longer matters
+        code = _wait(pid)
+    return mine and code == 0
 
 
 def _can_fork() -> bool:
@@ -298,7 +317,11 @@ def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
 
 
 def start_git(root: str, args: Sequence[str], env: Mapping[str, str]) -> tuple[int, int]:
-    """Start ``git -C ROOT ARGS`` with stdout and stderr into one pipe, as _process.run does."""
+    """Start ``git -C ROOT ARGS``, its stdout and stderr into one pipe (as _process.run_bytes
+    combines them); its pid and the pipe's end to read. FileNotFoundError when there is no git.
+
+    ``os.posix_spawnp`` rather than subprocess, whose import (threads, signals, selectors) costs
+    more than a small project's whole check."""
     reader, writer = os.pipe()
     try:
         actions = [
@@ -316,14 +339,55 @@ def start_git(root: str, args: Sequence[str], env: Mapping[str, str]) -> tuple[i
 
 
 def git_output(pid: int, reader: int) -> bytes:
-    """All the output of a spawned git; ValueError when it failed."""
+    """All the output of a git started by :func:`start_git`; ValueError when it failed."""
+    code, output = finish_git(pid, reader)
+    if code != 0:
+        raise ValueError("git failed")
+    return output
+
+
+def finish_git(pid: int, reader: int) -> tuple[int | None, bytes]:
+    """The exit code (None when it was lost, see :func:`_wait`) and all the output of a git
+    started by :func:`start_git`."""
     chunks = []
     try:
         while chunk := os.read(reader, 1 << 20):
             chunks.append(chunk)
     finally:
         os.close(reader)
+        code = _wait(pid)
+    return code, b"".join(chunks)
+
+
+def _wait(pid: int) -> int | None:
+    """The exit code of our child ``pid``; None when the kernel reaped it already.
+
+    That happens when SIGCHLD was inherited as ignored (a parent's choice that exec keeps), and
+    then no exit status can be had, not even by subprocess, which reports 0. So the default is
+    restored here, for this process's later children, and the caller runs the command again or
+    refuses to trust it.
+    """
+    try:
         _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise ValueError("git failed")
-    return b"".join(chunks)
+    except ChildProcessError:
+        import signal
+
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def _kill(pid: int) -> None:
+    # SIGKILL is 9 by POSIX; `signal` is not imported for it. A child that exited already is
+    # still ours to kill until it is waited for (unless SIGCHLD is ignored: see _wait).
+    try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
+        os.kill(pid, 9)
+    except OSError:
+        pass
+
+
+def _stop(pid: int, reader: int) -> None:
+    """Stop a git whose output is no longer wanted, and reap it."""
+    os.close(reader)
+    _kill(pid)
+    _wait(pid)
