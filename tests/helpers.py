@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,27 @@ class Sandbox:
     def tool_site_packages(self, tool: str) -> Path:
         (site,) = (self.tools / tool / "lib").glob("python*/site-packages")
         return site
+
+
+#: The racy margin of the stat cache in tests (quick.MARGIN_NS, patched), so that "settled"
+#: takes a 0.1 s sleep rather than seconds; the rule tested is the same.
+SHORT_MARGIN_NS = 50_000_000
+
+
+def settle() -> None:
+    """Wait until every file written so far is older than the (shortened) racy margin."""
+    time.sleep(2 * SHORT_MARGIN_NS / 1e9)
+
+
+def write(root: Path, relpath: str, content: str | bytes = "x\n") -> Path:
+    """Write ``content`` to ``root/relpath``, making its directories."""
+    path = root / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
 
 
 def uv(*args: str, cwd: Path | None = None) -> str:

@@ -189,6 +189,18 @@ def test_gitignored_files_do_not_count(tmp_path: Path, in_git: bool) -> None:
     assert "src/demo/seen.py" in fingerprint.list_inputs(root)
 
 
+def test_a_git_warning_does_not_mix_into_the_listing(tmp_path: Path) -> None:
+    # A tracked .gitignore replaced by a dangling symlink makes git warn on stderr while it
+    # lists; the warning must not be read as (part of) a file name.
+    root = make_tree(tmp_path / "project", {**BASE, ".gitignore": "*.log\n"}, in_git=True)
+    (root / ".gitignore").unlink()
+    (root / ".gitignore").symlink_to("nowhere")
+    write(root, "0first.py")  # sorts first: the warning used to be glued to its record
+    inputs = fingerprint.list_inputs(root)
+    assert "0first.py" in inputs
+    assert not [path for path in inputs if "warning" in path]
+
+
 def test_nested_gitignore_and_negations_apply(tmp_path: Path, in_git: bool) -> None:
     files: dict[str, str | bytes] = {
         **BASE,

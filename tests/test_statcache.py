@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from freshinstall import fingerprint, quick, statcache
 from freshinstall.cli import main
 from freshinstall.errors import FingerprintError
-from tests.helpers import commit_all, git
+from tests.helpers import SHORT_MARGIN_NS as MARGIN_NS
+from tests.helpers import commit_all, git, settle, write
 
 FILES: Mapping[str, str | bytes] = {
     "pyproject.toml": "[project]\nname = 'demo'\nversion = '1.0'\n",
@@ -33,24 +34,8 @@ FILES: Mapping[str, str | bytes] = {
     "src/demo/data.bin": bytes(range(256)) * 4,
     "scripts/run.sh": "#!/bin/sh\necho hi\n",
 }
-MARGIN_NS = 50_000_000
 #: The margin other processes use.
 REAL_MARGIN_NS = quick.MARGIN_NS
-
-
-def write(root: Path, relpath: str, content: str | bytes = "x\n") -> Path:
-    path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def settle() -> None:
-    """Wait until every file written so far is older than the (shortened) racy margin."""
-    time.sleep(2 * MARGIN_NS / 1e9)
 
 
 @pytest.fixture(autouse=True)

@@ -231,17 +231,19 @@ def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, b
     Submodules and embedded repositories (mode 160000) come back as directories, ``sub/``.
     """
     args, env = [*git_options, *quick.LS_FILES], _git_env(scratch=bool(git_options))
+    where = os.fspath(root)
     try:
-        code, output = quick.finish_git(*quick.start_git(os.fspath(root), args, env))
+        code, output = quick.finish_git(*quick.start_git(where, args, env))
         if code is None:  # its exit status was lost; SIGCHLD is handled now (see quick._wait)
-            code, output = quick.finish_git(*quick.start_git(os.fspath(root), args, env))
+            code, output = quick.finish_git(*quick.start_git(where, args, env))
+        if code != 0:  # again, for the message: stderr is kept out of the listing
+            _, output = quick.finish_git(*quick.start_git(where, args, env, stderr=True))
+            message = last_line(output.decode(errors="replace"))
+            raise FingerprintError(f"git could not list the files of {root}: {message}")
     except FileNotFoundError:
         if git_options:
             raise ToolNotFoundError("git") from None
         raise FingerprintError(f"{root} is in a git work tree but git is not installed") from None
-    if code != 0:
-        message = last_line(output.decode(errors="replace"))
-        raise FingerprintError(f"git could not list the files of {root}: {message}")
     entries = []
     for record in os.fsdecode(output).split("\0"):
         if record[:1] == "?":  # untracked: "? PATH"

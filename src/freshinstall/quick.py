@@ -69,7 +69,12 @@ ENV_PREFIXES = (
 SETTINGS_PREFIX = "FRESHINSTALL_"
 
 #: The git commands whose output decides the inputs; the full path runs the very same ones.
-LS_FILES = ("ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard")
+#: The root dist/ never counts (fingerprint.py), and leaving it out of git's walk also keeps the
+#: listing, and so an answer, the same when a run writes its cache, wheel or stamp there.
+LS_FILES = (
+    *("ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard"),
+    *("--", ":(exclude)dist"),
+)
 DESCRIBE = ("describe", "--tags", "--long", "--always", "--abbrev=40")
 STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=no")
 
@@ -246,8 +251,8 @@ def _check(root: str, children: list[tuple[int, int]]) -> str | None:
     # compares the whole flags field, this part included.
     vcs_project = fields[3].startswith(b"vcs=1")
     if vcs_project:
-        children.append(start_git(root, DESCRIBE, env))
-        children.append(start_git(root, STATUS, env))
+        children.append(start_git(root, DESCRIBE, env, stderr=True))
+        children.append(start_git(root, STATUS, env, stderr=True))
     if fields[:FACTS] != facts_now(root, vcs=vcs_project) or not _is_digest(digest):
         return None
     with open(os.path.join(root, "pyproject.toml"), "rb") as file:
@@ -316,9 +321,16 @@ def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
     return True
 
 
-def start_git(root: str, args: Sequence[str], env: Mapping[str, str]) -> tuple[int, int]:
-    """Start ``git -C ROOT ARGS``, its stdout and stderr into one pipe (as _process.run_bytes
-    combines them); its pid and the pipe's end to read. FileNotFoundError when there is no git.
+def start_git(
+    root: str, args: Sequence[str], env: Mapping[str, str], *, stderr: bool = False
+) -> tuple[int, int]:
+    """Start ``git -C ROOT ARGS`` with its stdout into a pipe; its pid and the pipe's end to
+    read. FileNotFoundError when there is no git.
+
+    Its stderr is discarded: a warning (an unreadable .gitignore, say) must not end up among
+    the ``-z`` records. With ``stderr``, it goes into the same pipe instead, as
+    _process.run_bytes combines them (for an error message, and for the VCS state, which
+    inputs.vcs_state reads that way).
 
     ``os.posix_spawnp`` rather than subprocess, whose import (threads, signals, selectors) costs
     more than a small project's whole check."""
@@ -327,7 +339,9 @@ def start_git(root: str, args: Sequence[str], env: Mapping[str, str]) -> tuple[i
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, writer, 1),
-            (os.POSIX_SPAWN_DUP2, writer, 2),
+            (os.POSIX_SPAWN_DUP2, writer, 2)
+            if stderr
+            else (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
         ]
         pid = os.posix_spawnp("git", ["git", "-C", root, *args], env, file_actions=actions)
     except BaseException:

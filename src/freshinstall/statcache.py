@@ -3,19 +3,22 @@
 The cache, ``dist/.freshinstall-cache``, maps each input's relative path to the ``lstat`` data it
 had when it was hashed (size, mtime_ns, ctime_ns, inode, mode) and the digest. A file whose stat
 data is unchanged is not read again, with git's racy-timestamp rule on top: a file changed (mtime
-or ctime) less than :data:`MARGIN_NS` before the run that recorded it started is re-hashed,
+or ctime) less than ``quick.MARGIN_NS`` before the run that recorded it started is re-hashed,
 never trusted, because an edit in the same timestamp tick as the hashing leaves the stat data
 unchanged. ctime is set by the kernel on every write, chmod and ``utime``, so an edit that keeps
 the size and restores the mtime (``cp -p``, ``tar``, ``rsync -a``) is still seen. The cache only
 ever saves work: a missing, corrupt or unwritable cache means everything is hashed, and it never
 changes the digest (``freshinstall fingerprint --no-cache`` computes the same one from scratch).
-It is never used for the build snapshot, which hashes the very bytes it copies.
+It is never used for the build snapshot, which hashes the very bytes it copies. The file
+format, and the answer that ``freshinstall fingerprint`` records in the same file, are in
+quick.py, which reads them without importing this module.
 
 Choices, measured on 10,000 files (2-core AMD EPYC VM, Python 3.11; docs/performance.md):
 
-* Format: a header line, then NUL-separated ``path`` / ``stat-data digest`` pairs, read, checked
-  and split into a dict in about 6 ms; the same data as one JSON object takes about 9 ms, marshal
-  3 ms (but marshal is not safe on damaged input). A CRC-32 of the body catches a damaged file.
+* Format: a header line, the answer, then NUL-separated ``path`` / ``stat-data digest`` pairs,
+  read, checked and split into a dict in about 6 ms; the same data as one JSON object takes
+  about 9 ms, marshal 3 ms (but marshal is not safe on damaged input). A CRC-32 of the body
+  catches a damaged file.
 * Not git's index. ``git ls-files --stage --modified`` would list and stat-check the tracked
   files in C (41 ms here, against 13 ms for our listing plus about 60 ms of Python lstat and
   compare), but the blob ids hash content after clean filters (LFS, eol conversion), so they do
