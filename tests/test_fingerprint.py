@@ -201,6 +201,45 @@ def test_a_git_warning_does_not_mix_into_the_listing(tmp_path: Path) -> None:
     assert not [path for path in inputs if "warning" in path]
 
 
+@pytest.mark.parametrize(
+    "variable",
+    ["GIT_LITERAL_PATHSPECS", "GIT_GLOB_PATHSPECS", "GIT_NOGLOB_PATHSPECS", "GIT_ICASE_PATHSPECS"],
+)
+def test_pathspec_variables_do_not_change_the_listing(
+    tmp_path: Path, in_git: bool, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `git --literal-pathspecs` exports GIT_LITERAL_PATHSPECS=1 to hooks; it would make the
+    # listing's ":(exclude)dist" a file name and the listing empty.
+    root = make_tree(tmp_path / "project", {**BASE, "Dist/d.py": "d\n"}, in_git=in_git)
+    expected = fingerprint.list_inputs(root)
+    assert "Dist/d.py" in expected
+    monkeypatch.setenv(variable, "1")
+    assert fingerprint.list_inputs(root) == expected
+
+
+def test_a_failed_listing_names_the_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A git that fails once, silently, then works: the message must not be the listing of the
+    # second run (made only to word the error).
+    root = make_tree(tmp_path / "project", in_git=True)
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    real = shutil.which("git")
+    assert real is not None
+    marker = tmp_path / "failed-once"
+    (fake / "git").write_text(
+        f'#!/bin/sh\nif [ ! -e "{marker}" ]; then : > "{marker}"; exit 128; fi\n'
+        f'exec "{real}" "$@"\n',
+        encoding="utf-8",
+    )
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(FingerprintError) as raised:
+        fingerprint.list_inputs(root)
+    assert str(raised.value).endswith(": git ls-files exited with status 128")
+
+
 def test_nested_gitignore_and_negations_apply(tmp_path: Path, in_git: bool) -> None:
     files: dict[str, str | bytes] = {
         **BASE,

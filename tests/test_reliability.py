@@ -1295,3 +1295,19 @@ def test_sigchld_ignored_failed_build_is_still_a_failure(make_project: MakeProje
     assert result.code == 1, result
     assert "setup.py refuses to build" in result.stderr.strip().splitlines()[-1]
     assert read_stamp(project) is None
+
+
+def test_sigchld_is_restored_before_anything_runs(tmp_path: Path) -> None:
+    # Even where no git runs (a plain directory listed by walking, say), the later children
+    # (build, installer) must report their exit status: the console script restores SIGCHLD
+    # first thing.
+    code = (
+        "import signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "from freshinstall import launch\n"
+        "launch.main(['--version'])\n"
+        "print(signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert completed.stdout.splitlines()[-1] == "True"

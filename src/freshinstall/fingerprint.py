@@ -236,10 +236,10 @@ def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, b
         code, output = quick.finish_git(*quick.start_git(where, args, env))
         if code is None:  # its exit status was lost; SIGCHLD is handled now (see quick._wait)
             code, output = quick.finish_git(*quick.start_git(where, args, env))
-        if code != 0:  # again, for the message: stderr is kept out of the listing
-            _, output = quick.finish_git(*quick.start_git(where, args, env, stderr=True))
-            message = last_line(output.decode(errors="replace"))
-            raise FingerprintError(f"git could not list the files of {root}: {message}")
+        if code != 0:
+            raise FingerprintError(
+                f"git could not list the files of {root}: {_why(where, args, env, code)}"
+            )
     except FileNotFoundError:
         if git_options:
             raise ToolNotFoundError("git") from None
@@ -252,6 +252,18 @@ def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, b
             path = record[record.index("\t") + 1 :]
             entries.append((f"{path}/" if record[2:8] == "160000" else path, True))
     return entries, output
+
+
+def _why(where: str, args: list[str], env: dict[str, str], code: int | None) -> str:
+    """Why ``git ARGS`` failed: its last error line, from a second run that keeps stderr (the
+    listing discards it); its exit status when that run says nothing or succeeds."""
+    again, output = quick.finish_git(*quick.start_git(where, args, env, stderr=True))
+    message = last_line(output.decode(errors="replace")) if again not in (0, None) else ""
+    if message and "\0" not in message:
+        return message
+    if code is not None and code < 0:
+        return f"git was killed by signal {-code}"
+    return f"git ls-files exited with status {code}"
 
 
 def _git_env(*, scratch: bool = False) -> dict[str, str]:

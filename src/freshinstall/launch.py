@@ -38,6 +38,9 @@ def run() -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Exit code of ``freshinstall ARGV``."""
+    from freshinstall.quick import restore_sigchld
+
+    restore_sigchld()  # else a failed build or install could read as a success
     quick = _quick(argv)
     if quick is None:
         from freshinstall.cli import main as cli_main

@@ -70,11 +70,12 @@ SETTINGS_PREFIX = "FRESHINSTALL_"
 
 #: The git commands whose output decides the inputs; the full path runs the very same ones.
 #: The root dist/ never counts (fingerprint.py), and leaving it out of git's walk also keeps the
-#: listing, and so an answer, the same when a run writes its cache, wheel or stamp there.
+#: listing, and so an answer, the same when a run writes its cache, wheel or stamp there. The
+#: positive "." lets git before 2.13 take the exclude pattern too (it refused one on its own).
 LS_FILES = (
-    *("ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard"),
-    *("--", ":(exclude)dist"),
-)
+    "ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard",
+    "--", ".", ":(exclude)dist",
+)  # fmt: skip
 DESCRIBE = ("describe", "--tags", "--long", "--always", "--abbrev=40")
 STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=no")
 
@@ -83,9 +84,23 @@ STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=no")
 Cache = tuple[list[str], bytes, int]
 
 
+#: Variables that change how git reads pathspecs: GIT_LITERAL_PATHSPECS=1 (exported to hooks by
+#: `git --literal-pathspecs`) would make ":(exclude)dist" a file name, and the listing empty.
+PATHSPEC_VARIABLES = (
+    "GIT_LITERAL_PATHSPECS",
+    "GIT_GLOB_PATHSPECS",
+    "GIT_NOGLOB_PATHSPECS",
+    "GIT_ICASE_PATHSPECS",
+)
+
+
 def git_env() -> dict[str, str]:
-    """Read-only git: never refresh the user's index behind their back; stable messages."""
-    return {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    """Read-only git: never refresh the user's index behind their back; stable messages;
+    pathspecs read as written."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    for name in PATHSPEC_VARIABLES:
+        env.pop(name, None)
+    return env
 
 
 def environment_text(environ: Mapping[str, str]) -> bytes:
@@ -327,7 +342,8 @@ def start_git(
     """Start ``git -C ROOT ARGS`` with its stdout into a pipe; its pid and the pipe's end to
     read. FileNotFoundError when there is no git.
 
-    Its stderr is discarded: a warning (an unreadable .gitignore, say) must not end up among
+    FileNotFoundError can also mean that /dev/null is missing. Its stderr is discarded: a
+    warning (an unreadable .gitignore, say) must not end up among
     the ``-z`` records. With ``stderr``, it goes into the same pipe instead, as
     _process.run_bytes combines them (for an error message, and for the VCS state, which
     inputs.vcs_state reads that way).
@@ -384,11 +400,24 @@ def _wait(pid: int) -> int | None:
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
-        import signal
-
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        restore_sigchld()
         return None
     return os.waitstatus_to_exitcode(status)
+
+
+def restore_sigchld() -> None:
+    """Give SIGCHLD its default disposition again if it was inherited as ignored (exec keeps
+    a parent's SIG_IGN), so that waiting for a child yields its exit status. The console script
+    does this first thing; :func:`_wait` again for library callers."""
+    try:
+        import _signal  # type: ignore[import-not-found]  # C module, loaded at start-up anyway
+    except ImportError:  # pragma: no cover - not CPython
+        import signal as _signal  # imports enum, a few ms
+    if _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN:
+        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        except ValueError:  # not the main thread: the caller refuses or retries in vain
+            pass
 
 
 def _kill(pid: int) -> None:
