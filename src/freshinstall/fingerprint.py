@@ -193,7 +193,7 @@ class Listing(NamedTuple):
 
     paths: list[str]
     #: The output of ``git ls-files`` when that alone decided the paths: in a git work tree
-    #: without submodules (whose files are found by walking); else None.
+    #: without submodules outside dist/ (whose files are found by walking); else None.
     output: bytes | None
     #: The directory holding the ``.git`` the listing ran in; None outside git.
     work_tree: str | None

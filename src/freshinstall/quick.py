@@ -18,9 +18,9 @@ a state that was never fingerprinted.
 
 The answer is recorded only where re-checking it is complete: inside a git work tree (its
 listing covers the index, the .gitignore files and git's configuration at once), without
-submodules (their files are listed by walking), without ``include`` patterns (globbed from the
-file system), and when every input has a stat-cache record (a vanished tracked file or an
-undecodable name has none, and could come back unseen).
+submodules outside dist/ (their files are listed by walking), without ``include`` patterns
+(globbed from the file system), and when every input has a stat-cache record (a vanished
+tracked file or an undecodable name has none, and could come back unseen).
 
 While the stat data is checked, git lists the tree in its own process, on the other core.
 """
