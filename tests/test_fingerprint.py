@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from freshinstall import fingerprint, inputs
 from freshinstall.errors import FingerprintError
+from tests import helpers
 from tests.helpers import commit_all, git
 
 BASE = {
@@ -33,12 +34,7 @@ Change = Callable[[Path], object]
 def write(
     root: Path, relpath: str, content: str | bytes = "x\n", *, executable: bool = False
 ) -> Path:
-    path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_bytes(content)
+    path = helpers.write(root, relpath, content)
     if executable:
         path.chmod(0o755)
     return path

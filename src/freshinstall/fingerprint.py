@@ -203,7 +203,7 @@ class Listing(NamedTuple):
 
 def listed_inputs(root: Path) -> Listing:
     """:func:`list_inputs`, with what decided them (for quick.py's answers)."""
-    work_tree = find_git_dir(root)
+    work_tree = quick.find_work_tree(os.fspath(root))
     root_outputs = root_output_dirs(root)
     if work_tree is None:
         entries, output = _list_outside_git(root), None
@@ -215,7 +215,7 @@ def listed_inputs(root: Path) -> Listing:
     if not all(path.isascii() for path in paths):
         paths.sort(key=os.fsencode)  # by bytes, as git sorts, even for undecodable names
     build_package = "build" not in root_outputs
-    return Listing(paths, output, None if work_tree is None else str(work_tree), build_package)
+    return Listing(paths, output, work_tree, build_package)
 
 
 def find_git_dir(root: Path) -> Path | None:
