@@ -8,10 +8,8 @@ Two kinds of figure, each the median of ``--runs``:
 * the work, in this process, on the project TREE (a tree of benchmarks/bench_fingerprint.py's,
   e.g. ``--workdir /tmp/fpbench`` then ``/tmp/fpbench/tree-10000``, after one
   ``freshinstall fingerprint`` there): one ``lstat`` per input (the floor of any per-file
-  check), each step of the no-change answer, and the steps of the full computation.
-
-The no-change answer forks a second process for the stat checks of large trees; in this
-process it cannot (subprocess has started threads), so its in-process figure is one process's.
+  check), each step of the no-change answer (with the witness of git's index, and the steps
+  it saves when there is none), and the steps of the full computation.
 
     python benchmarks/breakdown.py TREE [--runs N]
 """
@@ -27,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from freshinstall import fingerprint, quick, statcache
+from freshinstall import fingerprint, gitindex, quick, statcache
 
 IMPORTS = {
     "fingerprint, no-change answer": "freshinstall.launch, freshinstall.quick",
@@ -77,24 +75,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     records, _, trusted_before = loaded
 
-    def git_listing() -> bytes:
-        return quick.git_output(*quick.start_git(os.fspath(root), quick.LS_FILES, quick.git_env()))
+    env, where = quick.git_env(), os.fspath(root)
+
+    def git(*args: str) -> bytes:
+        return quick.git_output(*quick.start_git(where, args, env))
 
     def stat_cache_pass() -> list[fingerprint.FileEntry]:
         # Without save(): the module's hash_files would rewrite the cache without the answer.
         return statcache.StatCache(root / "dist").hash_files(root, paths)
 
+    listing = fingerprint.listed_inputs(root)
+    started = time.time_ns()
+    work_tree = listing.work_tree or where
     entries = stat_cache_pass()
+    cache = statcache.StatCache(root / "dist")
+    cache.hash_files(root, paths)
     parts: dict[str, Callable[[], object]] = {
         f"lstat of the {len(paths):,} inputs": lambda: [os.lstat(prefix + path) for path in paths],
-        "no-change answer, whole (one process)": lambda: quick.cached_fingerprint(os.fspath(root)),
-        "  reading the cache": lambda: quick.read_cache(cache_dir),
-        "  stat checks (one process)": lambda: quick.unchanged(prefix, records, trusted_before),
-        "  git ls-files (its own process)": git_listing,
+        "no-change answer, whole (one process)": lambda: quick.cached_fingerprint(where),
+        "  reading the answer": lambda: quick.read_cache_file(cache_dir),
+        "  git ls-files --others (its own process)": lambda: git(*quick.OTHERS),
+        "  git diff-files (its own process)": lambda: git(
+            f"--work-tree={work_tree}", *quick.DIFF_FILES
+        ),
+        "  without a witness: reading every record": lambda: quick.read_cache(cache_dir),
+        "  without a witness: stat checks (one process)": lambda: quick.unchanged(
+            prefix, records, trusted_before
+        ),
+        "  without a witness: git ls-files (its own process)": lambda: git(*quick.LS_FILES),
         "full computation: listing (git ls-files and filtering)": lambda: fingerprint.list_inputs(
             root
         ),
         "full computation: stat-cache pass (load, lstat, compare)": stat_cache_pass,
+        "full computation: the witness (reading git's index)": lambda: gitindex.witness(
+            where, listing, cache.records, started - quick.MARGIN_NS
+        ),
         "full computation: combining the digest": lambda: fingerprint.combine(entries),
     }
     for label, work in parts.items():

@@ -144,8 +144,17 @@ def fingerprint_project(
                 build_package=listing.build_package,
                 setup_py=project.setup_py,
             )
+            from freshinstall import gitindex
+
+            settled_before = cache.started - quick.MARGIN_NS
+            previous = cache.answer if cache.all_hits else b""
+            witness = gitindex.witness(
+                os.fspath(root), listing, cache.records, settled_before, previous
+            )
             vcs = found.get("vcs")
-            answer = quick.make_answer(known, project.source, listing.output, vcs, result.digest)
+            answer = quick.make_answer(
+                known, project.source, listing.output, vcs, witness, result.digest
+            )
         cache.save(answer, create=create_dist)
     return paths, result._replace(links_out=links_out(root, result.files))
 

@@ -47,11 +47,13 @@ def main(argv: Sequence[str]) -> int:
 
         return cli_main(argv)
     answer, verbose = quick
-    from freshinstall.errors import FreshinstallError
-
     try:
         _print(answer())
-    except (FreshinstallError, OSError, KeyboardInterrupt) as error:
+    except (Exception, KeyboardInterrupt) as error:
+        from freshinstall.errors import FreshinstallError  # not before: it costs ms to import
+
+        if not isinstance(error, (FreshinstallError, OSError, KeyboardInterrupt)):
+            raise
         from freshinstall.cli import report
 
         return report(error, verbose=verbose)

@@ -35,24 +35,26 @@ from freshinstall import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 FILENAME = ".freshinstall-cache"
-MAGIC = "freshinstall-statcache-2"
+MAGIC = "freshinstall-statcache-3"
 #: Bumped whenever the hashing changes, so that old stamps stop matching (fingerprint.py).
 SCHEME = "freshinstall-fingerprint-1"
 #: Part of every answer: bump the number whenever the listing rules change (fingerprint.py's
 #: OUTPUT_DIRS and friends), so that no answer outlives the rules it was computed with.
-FORMAT = f"freshinstall-answer-1 {__version__} {SCHEME}"
+FORMAT = f"freshinstall-answer-2 {__version__} {SCHEME}"
 #: Files changed less than this before the recording run started are re-hashed, never trusted.
 MARGIN_NS = 2_000_000_000
 DIGEST_LENGTH = 64
 #: Trees with this many files are checked in two processes (see _all_unchanged).
 FORK_MIN_FILES = 4000
-#: An answer's fields: the facts (see facts()), pyproject.toml, the listing, the VCS state and
-#: the digest.
+#: An answer's fields: the facts (see facts()), pyproject.toml, the listing, the VCS state, the
+#: witness (see gitindex.py) and the digest.
 FACTS = 5
-ANSWER_FIELDS = FACTS + 4
+ANSWER_FIELDS = FACTS + 5
+#: A witness's fields: see make_witness().
+WITNESS_FIELDS = 6
 
 #: Environment variables that build backends and version plugins read (part of the fingerprint)
 #: and freshinstall's own settings (which choose its inputs).
@@ -76,8 +78,23 @@ LS_FILES = (
     "ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard",
     "--", ".", ":(exclude)dist",
 )  # fmt: skip
+#: The untracked part of LS_FILES, which prints it first: all that is left to list where the
+#: index is the recorded one (see _check).
+OTHERS = ("ls-files", "-z", "-t", "--others", "--exclude-standard", "--", ".", ":(exclude)dist")
 DESCRIBE = ("describe", "--tags", "--long", "--always", "--abbrev=40")
 STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=no")
+#: The index entries whose stat data no longer matches the file (gitindex.py). Never a content
+#: comparison for an entry the witness vouches for, and whatever the user's configuration says,
+#: the owner's executable bit, ctime, inode and size all count, and no file system monitor is
+#: trusted. Times count in whole seconds unless git was built with USE_NSEC (Debian's is not):
+#: see gitindex.py. Paths relative to the project root, like the listing's.
+DIFF_FILES = (
+    "-c", "core.fileMode=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default",
+    "-c", "core.symlinks=true", "-c", "core.ignoreStat=false", "-c", "core.fsmonitor=false",
+    "diff-files", "--name-only", "-z", "--relative", "--", ".", ":(exclude)dist",
+)  # fmt: skip
+#: Variables that make git read another index or repository than the work tree's own.
+GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
 
 #: What a cache file holds: the (path, record) pairs flattened, the answer, and the time before
 #: which stat data is trusted.
@@ -117,43 +134,82 @@ def vcs_text(describe: bytes, status: bytes) -> str:
 
 # --- the cache file ----------------------------------------------------------------------------
 #
-# A header line "MAGIC STARTED WRITTEN CRC ANSWER-LENGTH", the answer (empty when none was
-# recorded), then NUL-separated path / record pairs; the CRC-32 covers the answer and the pairs.
+# A header line "MAGIC STARTED WRITTEN ANSWER-LENGTH ANSWER-CRC PAIRS-CRC", the answer (empty
+# when none was recorded), then NUL-separated path / record pairs. The answer comes first, with
+# its own CRC-32, so that a no-change answer the index vouches for never reads the pairs.
+
+#: Longer than any header.
+HEADER_MAX = 256
 
 
 def read_cache(cache_dir: str) -> Cache | None:
     """The cache in ``cache_dir``, or None for anything unexpected (missing, unreadable,
     truncated, edited, another format): the cache can only save work, never decide anything."""
+    found = read_cache_file(cache_dir)
+    if found is None:
+        return None
+    answer, read_pairs, trusted_before = found
+    pairs = read_pairs()
+    parts = None if pairs is None else split_pairs(pairs)
+    return None if parts is None else (parts, answer, trusted_before)
+
+
+def read_cache_file(cache_dir: str) -> tuple[bytes, Callable[[], bytes | None], int] | None:
+    """:func:`read_cache` in two steps: the answer, a function that reads the (path, record)
+    pairs as stored (None when they are damaged, or the file was replaced meanwhile), and the
+    time before which stat data is trusted."""
+    path = os.path.join(cache_dir, FILENAME)
     try:
-        with open(os.path.join(cache_dir, FILENAME), "rb") as file:
-            mtime_ns = os.fstat(file.fileno()).st_mtime_ns
-            data = file.read()
-        header, _, rest = data.partition(b"\n")
-        magic, *numbers = header.decode("ascii").split(" ")
-        started, written, crc, length = (int(number) for number in numbers)
-        if magic != MAGIC or crc != zlib.crc32(rest) or not 0 <= started <= written:
-            return None
-        if not 0 <= length <= len(rest):
-            return None
-        parts = rest[length:].decode("utf-8").split("\0")
+        with open(path, "rb") as file:
+            info = os.fstat(file.fileno())
+            header, newline, _ = file.read(HEADER_MAX).partition(b"\n")
+            magic, *numbers = header.decode("ascii").split(" ")
+            started, written, length, answer_crc, pairs_crc = (int(number) for number in numbers)
+            start = len(header) + 1
+            answer = os.pread(file.fileno(), length, start) if newline and length >= 0 else b""
     except (OSError, ValueError):
+        return None
+    if magic != MAGIC or not newline or len(answer) != length or zlib.crc32(answer) != answer_crc:
+        return None
+    if not 0 <= started <= written:
+        return None
+
+    def read_pairs() -> bytes | None:
+        try:
+            with open(path, "rb") as file:
+                if file_signature(os.fstat(file.fileno())) != file_signature(info):
+                    return None
+                file.seek(start + length)
+                pairs = file.read()
+        except OSError:
+            return None
+        return pairs if zlib.crc32(pairs) == pairs_crc else None
+
+    # The reference time: the recording run's start by our clock, or by the file system's
+    # clock (the cache file's mtime minus the run's duration), whichever is earlier.
+    reference = min(started, info.st_mtime_ns - (written - started))
+    return answer, read_pairs, reference - MARGIN_NS
+
+
+def split_pairs(pairs: bytes) -> list[str] | None:
+    """The NUL-separated path / record pairs of a cache, flattened; None when damaged."""
+    try:
+        parts = pairs.decode("utf-8").split("\0")
+    except ValueError:
         return None
     if len(parts) % 2 != 1 or parts[-1]:
         return None
     del parts[-1]
-    # The reference time: the recording run's start by our clock, or by the file system's
-    # clock (the cache file's mtime minus the run's duration), whichever is earlier.
-    reference = min(started, mtime_ns - (written - started))
-    return parts, rest[:length], reference - MARGIN_NS
+    return parts
 
 
 def cache_text(records: Mapping[str, str], answer: bytes, started: int, written: int) -> bytes:
     """The bytes of a cache file (see :func:`read_cache`)."""
     # Names that are not valid UTF-8 are left out: they are rare, and simply hashed each time.
-    pairs = "".join([f"{path}\0{record}\0" for path, record in records.items() if encodable(path)])
-    rest = answer + pairs.encode()
-    header = f"{MAGIC} {started} {written} {zlib.crc32(rest)} {len(answer)}\n"
-    return header.encode() + rest
+    text = "".join([f"{path}\0{record}\0" for path, record in records.items() if encodable(path)])
+    pairs = text.encode()
+    crcs = f"{len(answer)} {zlib.crc32(answer)} {zlib.crc32(pairs)}"
+    return f"{MAGIC} {started} {written} {crcs}\n".encode() + answer + pairs
 
 
 def encodable(path: str) -> bool:
@@ -190,24 +246,85 @@ def facts(
     ]
 
 
-def facts_now(root: str, *, vcs: bool) -> list[bytes]:
-    """:func:`facts` as they are now."""
+def facts_now(root: str, work_tree: str | None, *, vcs: bool) -> list[bytes]:
+    """:func:`facts` as they are now (``work_tree`` from :func:`find_work_tree`)."""
     build_package = os.path.isfile(os.path.join(root, "build", "__init__.py"))
     setup_py = os.path.isfile(os.path.join(root, "setup.py"))
-    work_tree = find_work_tree(root)
     return facts(root, work_tree, vcs=vcs, build_package=build_package, setup_py=setup_py)
 
 
 def make_answer(
-    known: Sequence[bytes], pyproject: bytes, listing: bytes, vcs: str | None, digest: str
+    known: Sequence[bytes],
+    pyproject: bytes,
+    listing: bytes,
+    vcs: str | None,
+    witness: bytes,
+    digest: str,
 ) -> bytes:
     """What a run that computed ``digest`` records for :func:`cached_fingerprint`.
 
     ``known`` are its :func:`facts`, ``pyproject`` the bytes of pyproject.toml it parsed,
     ``listing`` the raw output of its ``git LS_FILES``, ``vcs`` the VCS state (None when the
-    version is static).
+    version is static), ``witness`` what git's index vouches for (:func:`make_witness`, or
+    empty).
     """
-    return _join([*known, pyproject, listing, (vcs or "").encode(), digest.encode()])
+    return _join([*known, pyproject, listing, (vcs or "").encode(), witness, digest.encode()])
+
+
+def make_witness(
+    index: str, signature: str, checksum: bytes, vouched: bytes, own: bytes, newest: int
+) -> bytes:
+    """The witness of an answer (gitindex.py): the ``index`` file, its :func:`file_signature`
+    and ``checksum`` (its last 20 bytes); the paths it ``vouched`` for, each between NULs; the
+    cache pairs of every other input (``own``), checked with ``lstat`` instead; and the newest
+    mtime or ctime among the files it vouches for."""
+    fields = [os.fsencode(index), signature.encode(), checksum, vouched, own]
+    return _join([*fields, str(newest).encode()])
+
+
+def recorded_witness(answer: bytes) -> tuple[bytes, list[bytes]]:
+    """The witness in a recorded ``answer``, and its fields; nothing if it has none."""
+    try:
+        fields = _split(answer)
+        ours = len(fields) == ANSWER_FIELDS and fields[0] == FORMAT.encode()
+        witness = fields[FACTS + 3] if ours else b""
+        parts = _split(witness)
+    except ValueError:
+        return b"", []
+    return (witness, parts) if len(parts) == WITNESS_FIELDS else (b"", [])
+
+
+def index_identity(info: os.stat_result, checksum: bytes) -> str:
+    """What tells one version of git's index from another: its :func:`file_signature` and its
+    ``checksum`` (its last 20 bytes)."""
+    return f"{file_signature(info)} {checksum.hex()}"
+
+
+def index_identity_of(witness: Sequence[bytes]) -> str:
+    """The :func:`index_identity` recorded in the fields of a witness."""
+    return f"{witness[1].decode(errors='replace')} {witness[2].hex()}"
+
+
+def file_signature(info: os.stat_result) -> str:
+    """What tells one version of a file (git's index, which git replaces to change it) from
+    another."""
+    return f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+
+
+def index_file(work_tree: str) -> str | None:
+    """The index of the git work tree ``work_tree`` (GIT_INDEX_FILE aside): ``.git/index``,
+    or in the git directory that a ``.git`` file names (a linked work tree, a submodule)."""
+    dot_git = os.path.join(work_tree, ".git")
+    if os.path.isdir(dot_git):
+        return os.path.join(dot_git, "index")
+    try:
+        with open(dot_git, "rb") as file:
+            text = file.read(4096)
+    except OSError:
+        return None
+    if not text.startswith(b"gitdir: "):
+        return None
+    return os.path.join(work_tree, os.fsdecode(text[8:].rstrip(b"\r\n")), "index")
 
 
 def _join(fields: Sequence[bytes]) -> bytes:
@@ -241,46 +358,110 @@ def find_work_tree(root: str) -> str | None:
 def cached_fingerprint(path: str) -> str | None:
     """The fingerprint of the project at ``path`` if it provably equals the recorded one."""
     children: list[tuple[int, int]] = []
+    pipes: list[int] = []
     try:
-        return _check(os.path.realpath(path), children)
+        return _check(os.path.realpath(path), children, pipes)
     except (OSError, ValueError):
         return None
     finally:
         for pid, reader in children:  # the answer was refused, or a git failed
             _stop(pid, reader)
+        for pipe in pipes:
+            os.close(pipe)
 
 
-def _check(root: str, children: list[tuple[int, int]]) -> str | None:
-    # git first, so that it lists the tree on the other core while we check the rest.
-    env = git_env()
-    children.append(start_git(root, LS_FILES, env))
-    cache = read_cache(os.path.join(root, "dist"))
-    if cache is None or not cache[1]:
+def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str | None:
+    found = read_cache_file(os.path.join(root, "dist"))
+    if found is None or not found[0]:
         return None
-    parts, recorded, trusted_before = cache
+    recorded, read_pairs, trusted_before = found
     fields = _split(recorded)
     if len(fields) != ANSWER_FIELDS or fields[0] != FORMAT.encode():
         return None
-    pyproject, listing, vcs, digest = fields[FACTS:]
+    pyproject, listing, vcs, witness, digest = fields[FACTS:]
+    work_tree = find_work_tree(root)
+    vouched = _witness(work_tree, witness)
+    # git first, so that it works on the other core while we check the rest. Where the index
+    # is the recorded one, so is the tracked part of the listing.
+    env = git_env()
+    children.append(start_git(root, LS_FILES if vouched is None else OTHERS, env))
+    if vouched is not None and work_tree is not None:
+        # git's complaints come apart: a file it cannot lstat is only a warning to it (and
+        # left out of its list), and a reason to refuse here. Its work tree is the one whose
+        # files the witness vouches for, whatever core.worktree says.
+        complaints, writer = os.pipe()
+        pipes.append(complaints)
+        try:
+            args = (f"--work-tree={work_tree}", *DIFF_FILES)
+            children.append(start_git(root, args, env, errors=writer))
+        finally:
+            os.close(writer)
     # Read before the facts are checked, only to start the VCS commands early: the check
     # compares the whole flags field, this part included.
     vcs_project = fields[3].startswith(b"vcs=1")
     if vcs_project:
         children.append(start_git(root, DESCRIBE, env, stderr=True))
         children.append(start_git(root, STATUS, env, stderr=True))
-    if fields[:FACTS] != facts_now(root, vcs=vcs_project) or not _is_digest(digest):
+    if fields[:FACTS] != facts_now(root, work_tree, vcs=vcs_project) or not _is_digest(digest):
         return None
     with open(os.path.join(root, "pyproject.toml"), "rb") as file:
         if file.read() != pyproject:
             return None
-    if not _all_unchanged(os.path.join(root, ""), parts, trusted_before):
+    if vouched is not None and int(vouched[5]) >= trusted_before:  # its newest file is racy
+        return None
+    pairs = read_pairs() if vouched is None else vouched[4]
+    parts = None if pairs is None else split_pairs(pairs)
+    if parts is None or not _all_unchanged(os.path.join(root, ""), parts, trusted_before):
         return None
     outputs = [git_output(*children.pop(0)) for _ in range(len(children))]
-    if outputs[0] != listing:
+    if vouched is None:
+        if outputs[0] != listing:
+            return None
+    elif not _same_untracked(outputs[0], listing):
         return None
-    if vcs_project and vcs_text(outputs[1], outputs[2]).encode() != vcs:
+    if vcs_project and vcs_text(outputs[-2], outputs[-1]).encode() != vcs:
         return None
+    if vouched is not None:
+        # No file git names may be one the witness vouches for (the others have their own
+        # record, checked above, or are no input), and git must have read the same index.
+        names = vouched[3]
+        if any(b"\0" + path + b"\0" in names for path in outputs[1].split(b"\0")[:-1]):
+            return None
+        if os.read(pipes[0], 1):  # git has exited: an empty pipe is at its end
+            return None
+        if not _same_index(vouched):
+            return None
     return digest.decode("ascii")
+
+
+def _same_untracked(others: bytes, listing: bytes) -> bool:
+    """Whether ``others`` (the output of OTHERS) is exactly the untracked records at the start
+    of ``listing`` (LS_FILES's)."""
+    rest = listing[len(others) :]
+    return listing.startswith(others) and not rest.startswith(b"? ") and b"\0? " not in rest
+
+
+def _witness(work_tree: str | None, witness: bytes) -> list[bytes] | None:
+    """The fields of ``witness`` (see :func:`make_witness`) when the index it was made from is
+    still the one git reads for ``work_tree``, unchanged; else None, and every file is checked
+    with ``lstat``."""
+    if not witness or work_tree is None:
+        return None
+    if any(name in os.environ for name in GIT_LOCATION_VARIABLES):
+        return None
+    fields = _split(witness)
+    index = index_file(work_tree)
+    if len(fields) != WITNESS_FIELDS or index is None or os.fsencode(index) != fields[0]:
+        return None
+    return fields if _same_index(fields) else None
+
+
+def _same_index(fields: list[bytes]) -> bool:
+    with open(os.fsdecode(fields[0]), "rb") as file:
+        info = os.fstat(file.fileno())
+        if file_signature(info).encode() != fields[1]:
+            return False
+        return os.pread(file.fileno(), len(fields[2]), info.st_size - len(fields[2])) == fields[2]
 
 
 def _is_digest(text: bytes) -> bool:
@@ -327,7 +508,7 @@ def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
     """
     lstat, end = os.lstat, -DIGEST_LENGTH
     pairs = iter(parts)
-    for path, record in zip(pairs, pairs):  # noqa: B905 - even length checked by read_cache
+    for path, record in zip(pairs, pairs):  # noqa: B905 - even length checked by split_pairs
         info = lstat(prefix + path)
         mtime, ctime = info.st_mtime_ns, info.st_ctime_ns
         signature = f"{info.st_size} {mtime} {ctime} {info.st_ino} {info.st_mode} "
@@ -337,7 +518,12 @@ def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
 
 
 def start_git(
-    root: str, args: Sequence[str], env: Mapping[str, str], *, stderr: bool = False
+    root: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    stderr: bool = False,
+    errors: int | None = None,
 ) -> tuple[int, int]:
     """Start ``git -C ROOT ARGS`` with its stdout into a pipe; its pid and the pipe's end to
     read. FileNotFoundError when there is no git.
@@ -346,7 +532,7 @@ def start_git(
     warning (an unreadable .gitignore, say) must not end up among
     the ``-z`` records. With ``stderr``, it goes into the same pipe instead, as
     _process.run_bytes combines them (for an error message, and for the VCS state, which
-    inputs.vcs_state reads that way).
+    inputs.vcs_state reads that way). With ``errors``, a file descriptor, it goes there.
 
     ``os.posix_spawnp`` rather than subprocess, whose import (threads, signals, selectors) costs
     more than a small project's whole check."""
@@ -355,8 +541,8 @@ def start_git(
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, writer, 1),
-            (os.POSIX_SPAWN_DUP2, writer, 2)
-            if stderr
+            (os.POSIX_SPAWN_DUP2, writer if errors is None else errors, 2)
+            if stderr or errors is not None
             else (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
         ]
         pid = os.posix_spawnp("git", ["git", "-C", root, *args], env, file_actions=actions)

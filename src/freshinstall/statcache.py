@@ -19,13 +19,14 @@ Choices, measured on 10,000 files (2-core AMD EPYC VM, Python 3.11; docs/perform
   read, checked and split into a dict in about 6 ms; the same data as one JSON object takes
   about 9 ms, marshal 3 ms (but marshal is not safe on damaged input). A CRC-32 of the body
   catches a damaged file.
-* Not git's index. ``git ls-files --stage --modified`` would list and stat-check the tracked
-  files in C (41 ms here, against 13 ms for our listing plus about 60 ms of Python lstat and
-  compare), but the blob ids hash content after clean filters (LFS, eol conversion), so they do
-  not identify the bytes we hash; ``assume-unchanged`` and ``skip-worktree`` entries are never
-  checked; an index git has not refreshed makes it re-read files (we never write the user's
-  index); and untracked files would still need a cache of our own. Ours works the same in and
-  outside git, and its result never depends on git's state.
+* Not git's index as the cache. Its blob ids hash content after clean filters (LFS, eol
+  conversion), so they do not identify the bytes we hash; ``assume-unchanged`` and
+  ``skip-worktree`` entries are never checked; an index git has not refreshed makes it re-read
+  files (we never write the user's index); and untracked files would still need a cache of our
+  own. Ours works the same in and outside git, and the digest never depends on git's state.
+  The no-change answer does take git's word for tracked files whose index entry holds exactly
+  the stat data of our record, because ``git diff-files`` checks them in C on several threads
+  (gitindex.py says when that is sound).
 * Reference time: the wall clock when the recording run started, and the cache file's own mtime
   (the filesystem's clock) minus the run's duration, whichever is earlier, so that a file server
   whose clock is behind ours cannot make a fresh edit look old. The 2 s margin covers the coarsest
@@ -92,6 +93,8 @@ class StatCache:
         self.records: dict[str, str] = dict(zip(pairs, pairs, strict=False))
         #: Whether writing the records saves work next time.
         self.worth_saving = False
+        #: Whether :meth:`hash_files` found every record as it was, and used them all.
+        self.all_hits = False
 
     def hash_files(self, root: Path, paths: Sequence[str]) -> list[FileEntry]:
         """Hash ``paths`` (see :func:`hash_files`), reading only files the cache cannot vouch
@@ -127,7 +130,8 @@ class StatCache:
                 todo.append((path, source, info))
                 signatures.append(signature)
         if not todo and len(entries) == len(records):
-            return entries  # every file was a hit, and every record was used: nothing to update
+            self.all_hits = True  # every record was used: nothing to update
+            return entries
         hashed = hash_many(todo)
         entries.extend(entry for entry in hashed if entry is not None)
 
