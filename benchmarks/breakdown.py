@@ -9,7 +9,8 @@ Two kinds of figure, each the median of ``--runs``:
   e.g. ``--workdir /tmp/fpbench`` then ``/tmp/fpbench/tree-10000``, after one
   ``freshinstall fingerprint`` there): one ``lstat`` per input (the floor of any per-file
   check), each step of the no-change answer (with the witness of git's index, and the steps
-  it saves when there is none), and the steps of the full computation.
+  it saves when there is none), the steps of the full computation, and hashing every input in
+  one process and with a forked child.
 
     python benchmarks/breakdown.py TREE [--runs N]
 """
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing = fingerprint.listed_inputs(root)
     started = time.time_ns()
     work_tree = listing.work_tree or where
+    todo = [(path, prefix + path, os.lstat(prefix + path)) for path in paths]
     entries = stat_cache_pass()
     cache = statcache.StatCache(root / "dist")
     cache.hash_files(root, paths)
@@ -111,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             where, listing, cache.records, started - quick.MARGIN_NS
         ),
         "full computation: combining the digest": lambda: fingerprint.combine(entries),
+        "hashing every input, one process": lambda: statcache.hash_in_one_process(todo),
+        "hashing every input, with a forked child": lambda: statcache.hash_many(todo),
     }
     for label, work in parts.items():
         print(f"{label}: {median_ms(work, args.runs):.1f} ms")

@@ -788,7 +788,7 @@ def test_excluded_non_utf8_name_allows_the_answer(tmp_path: Path) -> None:
 def forking(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Make every tree "large" and allow the fork (pytest has threads, but the child only
     calls lstat and os._exit); the pids of the children forked since (spied, not faked)."""
-    monkeypatch.setattr(quick, "_can_fork", lambda: True)
+    monkeypatch.setattr(quick, "can_fork", lambda: True)
     monkeypatch.setattr(quick, "FORK_MIN_FILES", 1)
     forked: list[int] = []
     real = os.fork

@@ -26,6 +26,7 @@ from freshinstall.cli import main
 from freshinstall.errors import FingerprintError
 from tests.helpers import SHORT_MARGIN_NS as MARGIN_NS
 from tests.helpers import commit_all, git, settle, write
+from tests.test_quick import child_pids
 
 FILES: Mapping[str, str | bytes] = {
     "pyproject.toml": "[project]\nname = 'demo'\nversion = '1.0'\n",
@@ -546,6 +547,139 @@ def test_an_error_in_a_thread_is_reported(plain: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(fingerprint, "_hash_contents", refuse)
     with pytest.raises(FingerprintError, match=r"cannot read src/demo/cli\.py: Permission denied"):
         statcache.hash_files(plain, fingerprint.list_inputs(plain))
+
+
+# --- a forked child hashes half the files ------------------------------------------------------
+
+
+@pytest.fixture
+def always_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statcache, "FORK_MIN_FILES", 2)
+    monkeypatch.setattr(statcache, "FORK_MIN_BYTES", 0)
+    monkeypatch.setattr(quick, "can_fork", lambda: True)
+
+
+def todo_of(root: Path, count: int = 20) -> list[statcache.Todo]:
+    """``count`` small files under ``root``, as hash_many takes them."""
+    todo = []
+    for index in range(count):
+        path = f"src/many/m{index:02}.py"
+        source = os.fspath(write(root, path, f"x = {index}\n" * (index + 1)))
+        todo.append((path, source, os.lstat(source)))
+    return todo
+
+
+def in_one_process(todo: list[statcache.Todo]) -> list[fingerprint.FileEntry | None]:
+    return [fingerprint.hash_stat(source, path, info) for path, source, info in todo]
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_a_forked_child_hashes_every_other_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    todo = todo_of(tmp_path)
+    log = tmp_path / "hashed-by"
+    real = fingerprint._hash_contents
+
+    def logged(source: str, copy_to: Path | None, mode: int) -> str:
+        with log.open("a", encoding="utf-8") as file:  # the child's appends land here too
+            file.write(f"{os.getpid()} {os.path.basename(source)}\n")
+        return real(source, copy_to, mode)
+
+    monkeypatch.setattr(fingerprint, "_hash_contents", logged)
+    before = child_pids()
+    assert statcache.hash_many(todo) == in_one_process(todo)
+    by_process: dict[str, set[str]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines()[: len(todo)]:
+        pid, name = line.split()
+        by_process.setdefault(pid, set()).add(name)
+    assert by_process.pop(str(os.getpid())) == {f"m{index:02}.py" for index in range(0, 20, 2)}
+    assert list(by_process.values()) == [{f"m{index:02}.py" for index in range(1, 20, 2)}]
+    assert child_pids() <= before  # reaped
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_the_childs_unreadable_file_is_reported_by_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    todo = todo_of(tmp_path)
+    real = fingerprint._hash_contents
+
+    def refuse(source: str, copy_to: Path | None, mode: int) -> str:
+        if source.endswith("m03.py"):  # the child's half: odd positions
+            raise PermissionError(13, "Permission denied", source)
+        return real(source, copy_to, mode)
+
+    monkeypatch.setattr(fingerprint, "_hash_contents", refuse)
+    before = child_pids()
+    with pytest.raises(FingerprintError, match=r"cannot read src/many/m03\.py: Permission denied"):
+        statcache.hash_many(todo)
+    assert child_pids() <= before
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_an_error_in_the_parents_half_stops_the_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    todo = todo_of(tmp_path)
+    real = fingerprint._hash_contents
+
+    def refuse(source: str, copy_to: Path | None, mode: int) -> str:
+        if source.endswith("m00.py"):
+            raise PermissionError(13, "Permission denied", source)
+        time.sleep(0.01)
+        return real(source, copy_to, mode)
+
+    monkeypatch.setattr(fingerprint, "_hash_contents", refuse)
+    before = child_pids()
+    with pytest.raises(FingerprintError, match=r"cannot read src/many/m00\.py"):
+        statcache.hash_many(todo)
+    assert child_pids() <= before  # killed and reaped, not left to finish
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_files_gone_from_the_childs_half_are_left_out(tmp_path: Path) -> None:
+    todo = todo_of(tmp_path)
+    os.unlink(todo[5][1])
+    os.unlink(todo[6][1])
+    result = statcache.hash_many(todo)
+    assert result[5] is None
+    assert result[6] is None
+    assert result == in_one_process(todo)
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_a_child_that_dies_costs_only_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    todo = todo_of(tmp_path)
+
+    def die(writer: int, todo: object) -> None:
+        os.write(writer, b"f " + b"0" * quick.DIGEST_LENGTH + b"\n")  # one line, then gone
+        os._exit(3)
+
+    monkeypatch.setattr(statcache, "_report", die)
+    assert statcache.hash_many(todo) == in_one_process(todo)
+
+
+def test_no_fork_for_few_files_or_with_threads_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fork() -> int:
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    small = todo_of(tmp_path / "small", 10)
+    assert statcache.hash_many(small) == in_one_process(small)
+    monkeypatch.setattr(statcache, "FORK_MIN_FILES", 2)
+    monkeypatch.setattr(statcache, "FORK_MIN_BYTES", 0)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        assert not quick.can_fork()
+        assert statcache.hash_many(small) == in_one_process(small)
+    finally:
+        stop.set()
+        worker.join()
 
 
 # --- concurrent runs ---------------------------------------------------------------------------

@@ -250,7 +250,7 @@ def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, b
     where = os.fspath(root)
     try:
         code, output = quick.finish_git(*quick.start_git(where, args, env))
-        if code is None:  # its exit status was lost; SIGCHLD is handled now (see quick._wait)
+        if code is None:  # its exit status was lost; SIGCHLD is handled now (see quick.wait_child)
             code, output = quick.finish_git(*quick.start_git(where, args, env))
         if code != 0:
             raise FingerprintError(

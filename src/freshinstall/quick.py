@@ -472,7 +472,7 @@ def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
     """:func:`unchanged`, for a large tree in two processes: the parent and a forked child
     check one half each. Threads do not pay here (docs/performance.md): the work between the
     ``lstat`` calls holds the GIL."""
-    if len(parts) < 2 * FORK_MIN_FILES or not _can_fork():
+    if len(parts) < 2 * FORK_MIN_FILES or not can_fork():
         return unchanged(prefix, parts, trusted_before)
     half = len(parts) // 4 * 2  # on a (path, record) boundary
     pid = os.fork()
@@ -486,14 +486,15 @@ def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
         mine = unchanged(prefix, parts[:half], trusted_before)
     finally:
         if not mine:
-            _kill(pid)  # its answer no longer matters
-        code = _wait(pid)
+            kill(pid)  # its answer no longer matters
+        code = wait_child(pid)
     return mine and code == 0
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
     """Two CPUs for this process, and no other thread (a fork copies only the calling one)."""
-    if not hasattr(os, "fork") or "threading" in sys.modules:
+    threading = sys.modules.get("threading")  # subprocess imports it, and starts no thread
+    if not hasattr(os, "fork") or (threading is not None and threading.active_count() > 1):
         return False
     try:
         return len(os.sched_getaffinity(0)) > 1
@@ -563,7 +564,7 @@ def git_output(pid: int, reader: int) -> bytes:
 
 
 def finish_git(pid: int, reader: int) -> tuple[int | None, bytes]:
-    """The exit code (None when it was lost, see :func:`_wait`) and all the output of a git
+    """The exit code (None when it was lost, see :func:`wait_child`) and all the output of a git
     started by :func:`start_git`."""
     chunks = []
     try:
@@ -571,11 +572,11 @@ def finish_git(pid: int, reader: int) -> tuple[int | None, bytes]:
             chunks.append(chunk)
     finally:
         os.close(reader)
-        code = _wait(pid)
+        code = wait_child(pid)
     return code, b"".join(chunks)
 
 
-def _wait(pid: int) -> int | None:
+def wait_child(pid: int) -> int | None:
     """The exit code of our child ``pid``; None when the kernel reaped it already.
 
     That happens when SIGCHLD was inherited as ignored (a parent's choice that exec keeps), and
@@ -594,7 +595,7 @@ def _wait(pid: int) -> int | None:
 def restore_sigchld() -> None:
     """Give SIGCHLD its default disposition again if it was inherited as ignored (exec keeps
     a parent's SIG_IGN), so that waiting for a child yields its exit status. The console script
-    does this first thing; :func:`_wait` again for library callers."""
+    does this first thing; :func:`wait_child` again for library callers."""
     try:
         import _signal  # type: ignore[import-not-found]  # C module, loaded at start-up anyway
     except ImportError:  # pragma: no cover - not CPython
@@ -606,9 +607,9 @@ def restore_sigchld() -> None:
             pass
 
 
-def _kill(pid: int) -> None:
+def kill(pid: int) -> None:
     # SIGKILL is 9 by POSIX; `signal` is not imported for it. A child that exited already is
-    # still ours to kill until it is waited for (unless SIGCHLD is ignored: see _wait).
+    # still ours to kill until it is waited for (unless SIGCHLD is ignored: see wait_child).
     try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
         os.kill(pid, 9)
     except OSError:
@@ -618,5 +619,5 @@ def _kill(pid: int) -> None:
 def _stop(pid: int, reader: int) -> None:
     """Stop a git whose output is no longer wanted, and reap it."""
     os.close(reader)
-    _kill(pid)
-    _wait(pid)
+    kill(pid)
+    wait_child(pid)

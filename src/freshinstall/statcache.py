@@ -52,6 +52,9 @@ from freshinstall.quick import DIGEST_LENGTH
 #: Files this large are hashed on several threads when they add up to THREADS_MIN_BYTES.
 LARGE_FILE = 64 << 10
 THREADS_MIN_BYTES = 8 << 20
+#: From this many files and bytes, a forked child hashes every other file (see hash_many).
+FORK_MIN_FILES = 64
+FORK_MIN_BYTES = 1 << 20
 
 #: One file still to hash: its relative path, its absolute path and its lstat.
 Todo = tuple[str, str, os.stat_result]
@@ -173,6 +176,68 @@ def _lstat_all(prefix: str, paths: Sequence[str]) -> Iterator[tuple[str, os.stat
 
 
 def hash_many(todo: Sequence[Todo]) -> list[FileEntry | None]:
+    """Hash the files in ``todo``, in order, on both cores when it pays.
+
+    Small files: a forked child hashes every other one, from FORK_MIN_FILES files and
+    FORK_MIN_BYTES bytes: 1,000 files of 8 KB in 17 ms instead of 21 ms, 10,000 in 158 ms
+    instead of 225 ms (medians, docs/performance.md). Threads do not pay for them (below); a
+    fork and wait costs 1-5 ms, growing with the process's memory.
+    """
+    if len(todo) < FORK_MIN_FILES or not quick.can_fork():
+        return hash_in_one_process(todo)
+    if sum(info.st_size for _, _, info in todo) < FORK_MIN_BYTES:
+        return hash_in_one_process(todo)
+    results: list[FileEntry | None] = [None] * len(todo)
+    theirs = todo[1::2]
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it only hashes, and says how through the pipe
+        try:
+            os.close(reader)
+            _report(writer, theirs)
+        finally:
+            os._exit(0)
+    os.close(writer)
+    try:
+        results[0::2] = hash_in_one_process(todo[0::2])
+        with os.fdopen(reader, "rb") as pipe:
+            reader = -1
+            lines = pipe.read().decode().split("\n")
+    finally:
+        if reader >= 0:
+            os.close(reader)
+        quick.kill(pid)  # harmless once it is done; a stop half-way must not leave it behind
+        quick.wait_child(pid)
+    if len(lines) != len(theirs) + 1:  # it died: its half is hashed here
+        results[1::2] = hash_in_one_process(theirs)
+        return results
+    for index, ((path, source, info), line) in enumerate(zip(theirs, lines, strict=False)):
+        if line == "-":
+            continue  # vanished, or not a file
+        if line[:1] in ("f", "x", "l") and len(line) == 2 + quick.DIGEST_LENGTH:
+            results[2 * index + 1] = FileEntry(path, line[0], line[2:])
+        else:  # it failed to read this file: reading it here says why
+            results[2 * index + 1] = hash_stat(source, path, info)
+    return results
+
+
+def _report(writer: int, todo: Sequence[Todo]) -> None:
+    """In the forked child: hash ``todo``, and write one line per file: "KIND DIGEST", "-" when
+    it is not a file (any more), "!" when it cannot be read."""
+    lines = []
+    for path, source, info in todo:
+        try:
+            entry = hash_stat(source, path, info)
+        except FingerprintError:  # noqa: PERF203 - free in 3.11 until raised
+            lines.append("!")
+        else:
+            lines.append("-" if entry is None else f"{entry.kind} {entry.digest}")
+    data = ("\n".join(lines) + "\n").encode()
+    while data:
+        data = data[os.write(writer, data) :]
+
+
+def hash_in_one_process(todo: Sequence[Todo]) -> list[FileEntry | None]:
     """Hash the files in ``todo``, in order; large files on other threads too, when it pays.
 
     Hashing a large file is sha256 and ``read``, both without the GIL, so threads run them on
