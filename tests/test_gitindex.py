@@ -657,6 +657,48 @@ def quick_without_root_powers(root: Path) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def noisy_git(directory: Path, noise: int) -> Path:
+    """A directory holding a ``git`` that writes ``noise`` bytes of warnings to stderr before
+    each ``diff-files``, then runs the real git (for PATH: quick.start_git finds git there)."""
+    real = shutil.which("git")
+    assert real is not None
+    directory.mkdir()
+    script = directory / "git"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *diff-files*) head -c {noise} /dev/zero | tr "\\\\0" w >&2;; esac\n'
+        f'exec "{real}" "$@"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return directory
+
+
+@pytest.mark.parametrize("noise", [100, 1 << 20], ids=["a line", "a megabyte"])
+def test_git_noise_on_stderr_means_checking_every_file(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noise: int
+) -> None:
+    """Whatever git writes to stderr, the answer is checked file by file instead (and a full
+    pipe never stalls git: the megabyte)."""
+    (digest,) = vouch(project)
+    shim = noisy_git(tmp_path / "bin", noise)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    checked = check(project)
+    assert checked.witnessed
+    assert checked.digest == digest
+    assert checked.lstat >= VOUCHED  # every file, as without a witness
+    same_size_edit(project / "src/demo/a.py")
+    assert check(project).digest is None
+
+
+def test_tracing_does_not_stop_the_witness(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIT_TRACE=1 would write to stderr: it is not passed on to git."""
+    (digest,) = vouch(project)
+    monkeypatch.setenv("GIT_TRACE", "1")
+    monkeypatch.setenv("GIT_TRACE2", "1")
+    assert assert_vouched(project, *VOUCHED) == digest
+
+
 def test_a_file_git_cannot_lstat_refuses_the_answer(tmp_path: Path) -> None:
     """git only warns about a tracked file it cannot ``lstat`` (its directory is not
     searchable), and leaves it out of what it names: the warning refuses the answer. (No

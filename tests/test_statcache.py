@@ -7,6 +7,7 @@ need no multi-second sleeps; the rule they test is the same.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -680,6 +681,70 @@ def test_no_fork_for_few_files_or_with_threads_running(
     finally:
         stop.set()
         worker.join()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_no_process_to_spare_means_hashing_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fork fails (EAGAIN: a pids cgroup, RLIMIT_NPROC): everything is hashed in this process,
+    and the pipe meant for the child is closed."""
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    todo = todo_of(tmp_path)
+    monkeypatch.setattr(os, "fork", no_fork)
+    before = open_fds()
+    assert statcache.hash_many(todo) == in_one_process(todo)
+    assert open_fds() == before
+    parts = [part for path, _, info in todo for part in (path, _record(info))]
+    monkeypatch.setattr(quick, "FORK_MIN_FILES", 1)
+    assert quick._all_unchanged(os.fspath(tmp_path) + "/", parts, time.time_ns())
+
+
+def _record(info: os.stat_result) -> str:
+    """A cache record with ``info``'s stat data (the digest does not matter to the check)."""
+    signature = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino} "
+    return f"{signature}{info.st_mode} " + "0" * quick.DIGEST_LENGTH
+
+
+@pytest.mark.usefixtures("always_fork")
+def test_ctrl_c_is_held_back_while_forking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT is blocked while the process forks, so that the child can never raise
+    KeyboardInterrupt through the parent's code; it is unblocked again afterwards."""
+    masks: list[set[int | signal.Signals]] = []
+    real = os.fork
+
+    def fork() -> int:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return real()
+
+    monkeypatch.setattr(os, "fork", fork)
+    todo = todo_of(tmp_path)
+    assert statcache.hash_many(todo) == in_one_process(todo)
+    assert masks
+    assert all(signal.SIGINT in mask for mask in masks)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_no_fork_beside_a_thread_threading_does_not_know() -> None:
+    """A thread started below the threading module (as C extensions do) counts too. In a
+    process of its own: pytest-xdist's workers run threads already."""
+    script = (
+        "import _thread, os, time; from freshinstall import quick; "
+        "before = quick.can_fork() == (len(os.sched_getaffinity(0)) > 1); "
+        "_thread.start_new_thread(time.sleep, (2,)); time.sleep(0.1); "
+        "print(before, quick.can_fork())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "False"]
 
 
 # --- concurrent runs ---------------------------------------------------------------------------

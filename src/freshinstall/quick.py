@@ -36,6 +36,7 @@ from freshinstall import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 FILENAME = ".freshinstall-cache"
 MAGIC = "freshinstall-statcache-3"
@@ -113,10 +114,13 @@ PATHSPEC_VARIABLES = (
 
 def git_env() -> dict[str, str]:
     """Read-only git: never refresh the user's index behind their back; stable messages;
-    pathspecs read as written."""
+    pathspecs read as written; no tracing (GIT_TRACE=1 writes to stderr, which the VCS state
+    and the witness's check read)."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     for name in PATHSPEC_VARIABLES:
         env.pop(name, None)
+    for name in [name for name in env if name.startswith("GIT_TRACE")]:
+        del env[name]
     return env
 
 
@@ -386,16 +390,13 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
     env = git_env()
     children.append(start_git(root, LS_FILES if vouched is None else OTHERS, env))
     if vouched is not None and work_tree is not None:
-        # git's complaints come apart: a file it cannot lstat is only a warning to it (and
-        # left out of its list), and a reason to refuse here. Its work tree is the one whose
-        # files the witness vouches for, whatever core.worktree says.
-        complaints, writer = os.pipe()
+        # git's complaints come apart, into a file in memory (a pipe could fill up and stall
+        # git): a file it cannot lstat is only a warning to it, and left out of its list. Its
+        # work tree is the one whose files the witness vouches for, whatever core.worktree says.
+        complaints = os.memfd_create("freshinstall-git-stderr", os.MFD_CLOEXEC)
         pipes.append(complaints)
-        try:
-            args = (f"--work-tree={work_tree}", *DIFF_FILES)
-            children.append(start_git(root, args, env, errors=writer))
-        finally:
-            os.close(writer)
+        args = (f"--work-tree={work_tree}", *DIFF_FILES)
+        children.append(start_git(root, args, env, errors=complaints))
     # Read before the facts are checked, only to start the VCS commands early: the check
     # compares the whole flags field, this part included.
     vcs_project = fields[3].startswith(b"vcs=1")
@@ -427,8 +428,11 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
         names = vouched[3]
         if any(b"\0" + path + b"\0" in names for path in outputs[1].split(b"\0")[:-1]):
             return None
-        if os.read(pipes[0], 1):  # git has exited: an empty pipe is at its end
-            return None
+        if os.fstat(complaints).st_size:  # then check every file here, as without a witness
+            pairs = read_pairs()
+            parts = None if pairs is None else split_pairs(pairs)
+            if parts is None or not _all_unchanged(os.path.join(root, ""), parts, trusted_before):
+                return None
         if not _same_index(vouched):
             return None
     return digest.decode("ascii")
@@ -445,7 +449,7 @@ def _witness(work_tree: str | None, witness: bytes) -> list[bytes] | None:
     """The fields of ``witness`` (see :func:`make_witness`) when the index it was made from is
     still the one git reads for ``work_tree``, unchanged; else None, and every file is checked
     with ``lstat``."""
-    if not witness or work_tree is None:
+    if not witness or work_tree is None or not hasattr(os, "memfd_create"):  # Linux only
         return None
     if any(name in os.environ for name in GIT_LOCATION_VARIABLES):
         return None
@@ -475,12 +479,10 @@ def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
     if len(parts) < 2 * FORK_MIN_FILES or not can_fork():
         return unchanged(prefix, parts, trusted_before)
     half = len(parts) // 4 * 2  # on a (path, record) boundary
-    pid = os.fork()
-    if pid == 0:  # the child: its verdict is its exit status, and it runs nothing else
-        try:
-            os._exit(0 if unchanged(prefix, parts[half:], trusted_before) else 1)
-        finally:
-            os._exit(2)
+    try:
+        pid = fork(lambda: unchanged(prefix, parts[half:], trusted_before))
+    except OSError:  # no process to spare
+        return unchanged(prefix, parts, trusted_before)
     mine = False
     try:
         mine = unchanged(prefix, parts[:half], trusted_before)
@@ -493,13 +495,45 @@ def _all_unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
 
 def can_fork() -> bool:
     """Two CPUs for this process, and no other thread (a fork copies only the calling one)."""
-    threading = sys.modules.get("threading")  # subprocess imports it, and starts no thread
-    if not hasattr(os, "fork") or (threading is not None and threading.active_count() > 1):
+    if not hasattr(os, "fork"):
         return False
+    try:  # every thread, also those that the threading module does not know of
+        if len(os.listdir("/proc/self/task")) > 1:
+            return False
+    except OSError:  # no /proc
+        threading = sys.modules.get("threading")  # subprocess imports it, and starts no thread
+        if threading is not None and threading.active_count() > 1:
+            return False
     try:
         return len(os.sched_getaffinity(0)) > 1
     except AttributeError:  # not on Linux
         return (os.cpu_count() or 1) > 1
+
+
+def fork(child: Callable[[], bool]) -> int:
+    """Fork a process that runs ``child`` and exits: 0 when it returns True, 1 when False, 2 on
+    any exception. Returns its pid, in the parent only; OSError when no process can be made.
+
+    SIGINT is blocked across the fork, so that a Ctrl-C never raises in the child before it is
+    inside its own exit path (it would unwind the parent's stack there: print the error, run
+    ``finally`` blocks and atexit handlers). The caller kills and reaps the child.
+    """
+    signals = _signal_module()
+    mask = signals.pthread_sigmask(signals.SIG_BLOCK, {signals.SIGINT})
+    try:
+        pid = os.fork()
+    except BaseException:
+        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+        raise
+    if pid == 0:
+        code = 2
+        try:
+            signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+            code = 0 if child() else 1
+        finally:
+            os._exit(code)
+    signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+    return pid
 
 
 def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
@@ -596,15 +630,20 @@ def restore_sigchld() -> None:
     """Give SIGCHLD its default disposition again if it was inherited as ignored (exec keeps
     a parent's SIG_IGN), so that waiting for a child yields its exit status. The console script
     does this first thing; :func:`wait_child` again for library callers."""
+    signals = _signal_module()
+    if signals.getsignal(signals.SIGCHLD) == signals.SIG_IGN:
+        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
+            signals.signal(signals.SIGCHLD, signals.SIG_DFL)
+        except ValueError:  # not the main thread: the caller refuses or retries in vain
+            pass
+
+
+def _signal_module() -> Any:
     try:
         import _signal  # type: ignore[import-not-found]  # C module, loaded at start-up anyway
     except ImportError:  # pragma: no cover - not CPython
         import signal as _signal  # imports enum, a few ms
-    if _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN:
-        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
-            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        except ValueError:  # not the main thread: the caller refuses or retries in vain
-            pass
+    return _signal
 
 
 def kill(pid: int) -> None:

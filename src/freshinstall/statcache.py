@@ -190,13 +190,18 @@ def hash_many(todo: Sequence[Todo]) -> list[FileEntry | None]:
     results: list[FileEntry | None] = [None] * len(todo)
     theirs = todo[1::2]
     reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: it only hashes, and says how through the pipe
-        try:
-            os.close(reader)
-            _report(writer, theirs)
-        finally:
-            os._exit(0)
+
+    def child() -> bool:  # it only hashes, and says how through the pipe
+        os.close(reader)
+        _report(writer, theirs)
+        return True
+
+    try:
+        pid = quick.fork(child)
+    except OSError:  # no process to spare
+        os.close(reader)
+        os.close(writer)
+        return hash_in_one_process(todo)
     os.close(writer)
     try:
         results[0::2] = hash_in_one_process(todo[0::2])
