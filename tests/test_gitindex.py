@@ -278,6 +278,39 @@ def test_settled_tracked_files_are_vouched_for(project: Path) -> None:
     assert fallback.digest == digest
 
 
+def test_a_witness_of_the_new_index_after_git_rewrote_it(project: Path) -> None:
+    """git writes its index anew (a commit, a `git status` that refreshed it): the next check
+    lstats every file, answers, and records a witness of the new index, with no more trust
+    than the records had; the check after it uses that witness, and sees a change."""
+    (digest,) = vouch(project)
+    trusted_before = quick.read_cache_file(os.fspath(project / "dist"))
+    assert trusted_before is not None
+    old = witness_of(project)
+    git(project, "update-index", "--force-write-index")  # the same entries, a new index file
+    fallback = check(project)
+    assert not fallback.witnessed
+    assert fallback.digest == digest
+    renewed = witness_of(project)
+    assert renewed.vouched == old.vouched
+    assert renewed.own == old.own
+    now = quick.read_cache_file(os.fspath(project / "dist"))
+    assert now is not None
+    assert now[2] <= trusted_before[2]  # the records are trusted from no later a time
+    assert assert_vouched(project, *VOUCHED) == digest
+    same_size_edit(project / "src/demo/b.py")
+    assert_seen(project, digest)
+
+
+def test_no_witness_is_renewed_for_a_changed_tree(project: Path) -> None:
+    """The fallback check refuses (a file changed): nothing is written."""
+    vouch(project)
+    git(project, "update-index", "--force-write-index")
+    same_size_edit(project / "src/demo/a.py")
+    before = (project / "dist" / quick.FILENAME).read_bytes()
+    assert check(project).digest is None
+    assert (project / "dist" / quick.FILENAME).read_bytes() == before
+
+
 def test_a_run_on_the_same_index_keeps_the_witness(project: Path) -> None:
     """A run that finds every record as it was keeps the witness made from the same index
     file; once git writes the index anew, the next run makes a witness of the new one."""

@@ -388,6 +388,10 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
     # git first, so that it works on the other core while we check the rest. Where the index
     # is the recorded one, so is the tracked part of the listing.
     env = git_env()
+    # Without a usable witness, where there was one (git has rewritten its index since), a
+    # new one is made if the answer holds: from the index as it was before git listed.
+    renewable = vouched is None and bool(witness) and _witness_possible(work_tree)
+    identity = _index_identity(work_tree) if renewable and work_tree is not None else None
     children.append(start_git(root, LS_FILES if vouched is None else OTHERS, env))
     if vouched is not None and work_tree is not None:
         # git's complaints come apart, into a file in memory (a pipe could fill up and stall
@@ -435,7 +439,56 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
                 return None
         if not _same_index(vouched):
             return None
+    elif identity is not None and work_tree is not None and parts is not None:
+        try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
+            _renew_witness(root, work_tree, recorded, identity, parts, trusted_before)
+        except (OSError, ValueError):  # the answer stands all the same
+            pass
     return digest.decode("ascii")
+
+
+def _index_identity(work_tree: str) -> str | None:
+    """The :func:`index_identity` of ``work_tree``'s index now, if it can be read."""
+    index = index_file(work_tree)
+    try:
+        with open(index or "", "rb") as file:
+            info = os.fstat(file.fileno())
+            return index_identity(info, os.pread(file.fileno(), 20, max(0, info.st_size - 20)))
+    except OSError:
+        return None
+
+
+def _renew_witness(
+    root: str,
+    work_tree: str,
+    recorded: bytes,
+    identity: str,
+    parts: list[str],
+    trusted_before: int,
+) -> None:
+    """Record the answer ``recorded`` again, with a witness of the index as it is now (its
+    ``identity``, taken before git listed the files): every record was just found unchanged
+    and trusted. Once, after git rewrote its index; a failure only means not this time."""
+    from pathlib import Path
+
+    from freshinstall import gitindex, statcache  # the full machinery, for this once
+    from freshinstall.fingerprint import Listing
+
+    fields = _split(recorded)
+    listing = Listing(
+        [], fields[FACTS + 1], work_tree, build_package=False, index_signature=identity
+    )
+    records = dict(zip(parts[::2], parts[1::2], strict=True))
+    witness = gitindex.witness(root, listing, records, trusted_before)
+    cache_dir = os.path.join(root, "dist")
+    found = read_cache_file(cache_dir)
+    if not witness or found is None or found[0] != recorded:  # none, or a newer run wrote one
+        return
+    fields[FACTS + 3] = witness
+    # Started at the time the records are trusted from: the new file trusts no more than the
+    # old one did.
+    started = trusted_before + MARGIN_NS
+    statcache.save(Path(cache_dir), records, started, _join(fields))
 
 
 def _same_untracked(others: bytes, listing: bytes) -> bool:
@@ -449,15 +502,21 @@ def _witness(work_tree: str | None, witness: bytes) -> list[bytes] | None:
     """The fields of ``witness`` (see :func:`make_witness`) when the index it was made from is
     still the one git reads for ``work_tree``, unchanged; else None, and every file is checked
     with ``lstat``."""
-    if not witness or work_tree is None or not hasattr(os, "memfd_create"):  # Linux only
-        return None
-    if any(name in os.environ for name in GIT_LOCATION_VARIABLES):
+    if not witness or work_tree is None or not _witness_possible(work_tree):
         return None
     fields = _split(witness)
     index = index_file(work_tree)
     if len(fields) != WITNESS_FIELDS or index is None or os.fsencode(index) != fields[0]:
         return None
     return fields if _same_index(fields) else None
+
+
+def _witness_possible(work_tree: str | None) -> bool:
+    """Whether a witness can be used here: in a git work tree, with git pointed at nothing
+    else, and where git's stderr can go to a file in memory (Linux)."""
+    if work_tree is None or not hasattr(os, "memfd_create"):
+        return False
+    return not any(name in os.environ for name in GIT_LOCATION_VARIABLES)
 
 
 def _same_index(fields: list[bytes]) -> bool:
