@@ -28,10 +28,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from freshinstall import gitindex, quick
+from freshinstall import gitindex, inputs, quick
 from tests.helpers import SHORT_MARGIN_NS, commit_all, git, settle, write
 from tests.test_quick import (
     FILES,
+    SCM,
     UNTRACKED,
     answer,
     answering,
@@ -295,10 +296,33 @@ def test_a_witness_of_the_new_index_after_git_rewrote_it(project: Path) -> None:
     assert renewed.own == old.own
     now = quick.read_cache_file(os.fspath(project / "dist"))
     assert now is not None
-    assert now[2] <= trusted_before[2]  # the records are trusted from no later a time
+    assert now[2] == trusted_before[2]  # the records are trusted from the same time ...
+    header = (project / "dist" / quick.FILENAME).read_bytes().split(b"\n", 1)[0].split()
+    assert header[1] == header[2]  # ... whatever the clocks: started and written coincide
     assert assert_vouched(project, *VOUCHED) == digest
     same_size_edit(project / "src/demo/b.py")
     assert_seen(project, digest)
+
+
+def test_an_index_that_cannot_vouch_is_recorded_as_no_witness(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git rewrote its index as a split index, which gitindex does not read: the answer is
+    recorded again without a witness, so that the next checks do not try again."""
+    (digest,) = vouch(project)
+    git(project, "update-index", "--split-index")
+    assert check(project).digest == digest
+    assert recorded_witness(project) is None
+    made: list[str] = []
+    real = gitindex.witness
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        made.append("witness")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gitindex, "witness", counted)
+    assert check(project).digest == digest
+    assert made == []
 
 
 def test_no_witness_is_renewed_for_a_changed_tree(project: Path) -> None:
@@ -729,6 +753,22 @@ def test_tracing_does_not_stop_the_witness(project: Path, monkeypatch: pytest.Mo
     (digest,) = vouch(project)
     monkeypatch.setenv("GIT_TRACE", "1")
     monkeypatch.setenv("GIT_TRACE2", "1")
+    assert assert_vouched(project, *VOUCHED) == digest
+
+
+def test_trace2_turned_on_in_the_configuration_stays_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trace2.normalTarget = 2 in git's global configuration writes timestamped lines to
+    stderr: they reach neither the VCS state nor the witness's check."""
+    config = tmp_path / "gitconfig"
+    config.write_text("[trace2]\n\tnormalTarget = 2\n", encoding="utf-8")
+    project = make_project(tmp_path / "project", {**FILES, "pyproject.toml": SCM})
+    git(project, "tag", "v1.0")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.fspath(config))
+    assert "trace2" not in inputs.vcs_state(project)
+    assert inputs.vcs_state(project) == inputs.vcs_state(project)
+    (digest,) = vouch(project)
     assert assert_vouched(project, *VOUCHED) == digest
 
 

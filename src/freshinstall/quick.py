@@ -121,6 +121,9 @@ def git_env() -> dict[str, str]:
         env.pop(name, None)
     for name in [name for name in env if name.startswith("GIT_TRACE")]:
         del env[name]
+    # trace2 can also be turned on in git's configuration (trace2.normalTarget = 2, say); the
+    # variables, set to 0, turn it off over that.
+    env.update(GIT_TRACE2="0", GIT_TRACE2_PERF="0", GIT_TRACE2_EVENT="0")
     return env
 
 
@@ -468,7 +471,12 @@ def _renew_witness(
 ) -> None:
     """Record the answer ``recorded`` again, with a witness of the index as it is now (its
     ``identity``, taken before git listed the files): every record was just found unchanged
-    and trusted. Once, after git rewrote its index; a failure only means not this time."""
+    and trusted. Once, after git rewrote its index. An index that cannot vouch (a split index,
+    say) is recorded as no witness, so that the next runs do not try again; an unwritable
+    dist/ is not even tried."""
+    cache_dir = os.path.join(root, "dist")
+    if not os.access(cache_dir, os.W_OK):
+        return
     from pathlib import Path
 
     from freshinstall import gitindex, statcache  # the full machinery, for this once
@@ -480,15 +488,14 @@ def _renew_witness(
     )
     records = dict(zip(parts[::2], parts[1::2], strict=True))
     witness = gitindex.witness(root, listing, records, trusted_before)
-    cache_dir = os.path.join(root, "dist")
     found = read_cache_file(cache_dir)
-    if not witness or found is None or found[0] != recorded:  # none, or a newer run wrote one
+    if found is None or found[0] != recorded:  # a newer run wrote the cache meanwhile
         return
     fields[FACTS + 3] = witness
-    # Started at the time the records are trusted from: the new file trusts no more than the
-    # old one did.
-    started = trusted_before + MARGIN_NS
-    statcache.save(Path(cache_dir), records, started, _join(fields))
+    # Started and written at the time the records are trusted from: the new file trusts them
+    # from exactly that time (read_cache_file), whatever the clocks do.
+    reference = trusted_before + MARGIN_NS
+    statcache.save(Path(cache_dir), records, reference, _join(fields), written=reference)
 
 
 def _same_untracked(others: bytes, listing: bytes) -> bool:

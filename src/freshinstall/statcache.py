@@ -298,12 +298,19 @@ def load(cache_dir: Path) -> tuple[dict[str, str], int]:
     return dict(zip(pairs, pairs, strict=False)), trusted_before
 
 
-def save(cache_dir: Path, records: dict[str, str], started: int, answer: bytes = b"") -> None:
-    """Replace the cache atomically (last writer wins); a failure to write is not an error."""
+def save(
+    cache_dir: Path,
+    records: dict[str, str],
+    started: int,
+    answer: bytes = b"",
+    written: int | None = None,
+) -> None:
+    """Replace the cache atomically (last writer wins); a failure to write is not an error.
+    ``written`` is when the run that made the records ended (by default, now)."""
     from freshinstall.errors import StampError
     from freshinstall.stamp import _write_atomically
 
-    text = quick.cache_text(records, answer, started, _now_ns())
+    text = quick.cache_text(records, answer, started, _now_ns() if written is None else written)
     # A read-only project or a full disk only means that the next run hashes again.
     with contextlib.suppress(StampError):
         _write_atomically(cache_dir, quick.FILENAME, text)
