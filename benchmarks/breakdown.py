@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "full computation: stat-cache pass (load, lstat, compare)": stat_cache_pass,
         "full computation: the witness (reading git's index)": lambda: gitindex.witness(
-            where, listing, cache.records, started - quick.MARGIN_NS
+            where, work_tree, listing.index_identity, cache.records, started - quick.MARGIN_NS
         ),
         "full computation: combining the digest": lambda: fingerprint.combine(entries),
         "hashing every input, one process": lambda: statcache.hash_in_one_process(todo),

@@ -536,16 +536,24 @@ def test_only_large_files_go_to_other_threads(plain: Path, monkeypatch: pytest.M
     assert any(where[f"large{index}.bin"].startswith("freshinstall-hash") for index in range(3))
 
 
-@pytest.mark.usefixtures("always_threads")
-def test_an_error_in_a_thread_is_reported(plain: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def refuse_to_read(monkeypatch: pytest.MonkeyPatch, name: str, *, slow: float = 0.0) -> None:
+    """Reading a file whose path ends with ``name`` fails with EACCES (as root, chmod cannot
+    make that happen); reading any other file takes ``slow`` seconds longer."""
     real = fingerprint._hash_contents
 
     def refuse(source: str, copy_to: Path | None, mode: int) -> str:
-        if source.endswith("cli.py"):
+        if source.endswith(name):
             raise PermissionError(13, "Permission denied", source)
+        if slow:
+            time.sleep(slow)
         return real(source, copy_to, mode)
 
     monkeypatch.setattr(fingerprint, "_hash_contents", refuse)
+
+
+@pytest.mark.usefixtures("always_threads")
+def test_an_error_in_a_thread_is_reported(plain: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refuse_to_read(monkeypatch, "cli.py")
     with pytest.raises(FingerprintError, match=r"cannot read src/demo/cli\.py: Permission denied"):
         statcache.hash_files(plain, fingerprint.list_inputs(plain))
 
@@ -604,14 +612,7 @@ def test_the_childs_unreadable_file_is_reported_by_the_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     todo = todo_of(tmp_path)
-    real = fingerprint._hash_contents
-
-    def refuse(source: str, copy_to: Path | None, mode: int) -> str:
-        if source.endswith("m03.py"):  # the child's half: odd positions
-            raise PermissionError(13, "Permission denied", source)
-        return real(source, copy_to, mode)
-
-    monkeypatch.setattr(fingerprint, "_hash_contents", refuse)
+    refuse_to_read(monkeypatch, "m03.py")  # in the child's half: odd positions
     before = child_pids()
     with pytest.raises(FingerprintError, match=r"cannot read src/many/m03\.py: Permission denied"):
         statcache.hash_many(todo)
@@ -623,15 +624,7 @@ def test_an_error_in_the_parents_half_stops_the_child(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     todo = todo_of(tmp_path)
-    real = fingerprint._hash_contents
-
-    def refuse(source: str, copy_to: Path | None, mode: int) -> str:
-        if source.endswith("m00.py"):
-            raise PermissionError(13, "Permission denied", source)
-        time.sleep(0.01)
-        return real(source, copy_to, mode)
-
-    monkeypatch.setattr(fingerprint, "_hash_contents", refuse)
+    refuse_to_read(monkeypatch, "m00.py", slow=0.01)
     before = child_pids()
     with pytest.raises(FingerprintError, match=r"cannot read src/many/m00\.py"):
         statcache.hash_many(todo)
@@ -664,12 +657,18 @@ def test_a_child_that_dies_costs_only_time(tmp_path: Path, monkeypatch: pytest.M
 def test_no_fork_for_few_files_or_with_threads_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Too few files: no fork even where one could be made. Another thread running: no fork
+    (checked in a process of its own, below: pytest-xdist's workers run threads already)."""
+
     def no_fork() -> int:
         raise AssertionError("forked")
 
     monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(quick, "can_fork", lambda: True)
     small = todo_of(tmp_path / "small", 10)
     assert statcache.hash_many(small) == in_one_process(small)
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "fork", no_fork)
     monkeypatch.setattr(statcache, "FORK_MIN_FILES", 2)
     monkeypatch.setattr(statcache, "FORK_MIN_BYTES", 0)
     stop = threading.Event()
@@ -736,15 +735,17 @@ def test_no_fork_beside_a_thread_threading_does_not_know() -> None:
     """A thread started below the threading module (as C extensions do) counts too. In a
     process of its own: pytest-xdist's workers run threads already."""
     script = (
-        "import _thread, os, time; from freshinstall import quick; "
-        "before = quick.can_fork() == (len(os.sched_getaffinity(0)) > 1); "
-        "_thread.start_new_thread(time.sleep, (2,)); time.sleep(0.1); "
-        "print(before, quick.can_fork())"
+        "import _thread, os, threading, time; from freshinstall import quick; "
+        "two = len(os.sched_getaffinity(0)) > 1; before = quick.can_fork() == two; "
+        "_thread.start_new_thread(time.sleep, (0.3,)); time.sleep(0.1); below = quick.can_fork(); "
+        "time.sleep(0.5); after = quick.can_fork() == two; "
+        "threading.Thread(target=time.sleep, args=(2,), daemon=True).start(); "
+        "print(before, below, after, quick.can_fork())"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["True", "False"]
+    assert result.stdout.split() == ["True", "False", "True", "False"]
 
 
 # --- concurrent runs ---------------------------------------------------------------------------

@@ -200,18 +200,18 @@ class Listing(NamedTuple):
     #: Whether the root ``build/`` counted as source (see :func:`root_output_dirs`).
     build_package: bool
     #: The quick.index_identity of git's index just before git listed the files, if any.
-    index_signature: str | None = None
+    index_identity: str | None = None
 
 
 def listed_inputs(root: Path) -> Listing:
     """:func:`list_inputs`, with what decided them (for quick.py's answers)."""
     work_tree = quick.find_work_tree(os.fspath(root))
     root_outputs = root_output_dirs(root)
-    index = None
+    identity = None
     if work_tree is None:
         entries, output = _list_outside_git(root), None
-    else:
-        index = _signature(quick.index_file(work_tree))
+    else:  # before git reads the index: what it listed from can be checked afterwards
+        identity = quick.index_identity_at(quick.index_file(work_tree))
         entries, output = _git_ls_files(root, [])
     if any(path.endswith("/") for path, _ in entries):
         output = None
@@ -219,19 +219,7 @@ def listed_inputs(root: Path) -> Listing:
     if not all(path.isascii() for path in paths):
         paths.sort(key=os.fsencode)  # by bytes, as git sorts, even for undecodable names
     build_package = "build" not in root_outputs
-    return Listing(paths, output, work_tree, build_package, index)
-
-
-def _signature(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as file:
-            info = os.fstat(file.fileno())
-            checksum = os.pread(file.fileno(), 20, max(0, info.st_size - 20))
-    except OSError:
-        return None
-    return quick.index_identity(info, checksum)
+    return Listing(paths, output, work_tree, build_package, identity)
 
 
 def find_git_dir(root: Path) -> Path | None:

@@ -148,9 +148,16 @@ def fingerprint_project(
 
             settled_before = cache.started - quick.MARGIN_NS
             previous = cache.answer if cache.all_hits else b""
-            witness = gitindex.witness(
-                os.fspath(root), listing, cache.records, settled_before, previous
-            )
+            witness = b""
+            if listing.work_tree is not None:
+                witness = gitindex.witness(
+                    os.fspath(root),
+                    listing.work_tree,
+                    listing.index_identity,
+                    cache.records,
+                    settled_before,
+                    previous,
+                )
             vcs = found.get("vcs")
             answer = quick.make_answer(
                 known, project.source, listing.output, vcs, witness, result.digest

@@ -9,7 +9,8 @@ variables that reach the fingerprint, the raw output of the ``git ls-files`` tha
 inputs, and the VCS state. :func:`cached_fingerprint` returns the recorded digest only when all
 of them are byte-for-byte the same now and every input passes the stat cache's test (same stat
 data, not racy); anything else, including any error, returns None and the full computation runs.
-It imports nothing but ``os``, ``sys``, ``zlib`` and the package's ``__init__``.
+It imports nothing but ``os``, ``sys``, ``zlib`` and the package's ``__init__`` (except, once,
+to record a new witness, below).
 
 The facts are the values the computation used (the work tree and root ``build/`` it listed
 with, the ``setup.py`` its checks saw), never looked at again afterwards, so that a change
@@ -23,6 +24,9 @@ submodules outside dist/ (their files are listed by walking), without ``include`
 tracked file or an undecodable name has none, and could come back unseen).
 
 While the stat data is checked, git lists the tree in its own process, on the other core.
+Where git's index vouches for tracked files (gitindex.py), ``git diff-files`` checks them
+instead, and only the untracked files are listed again; when git has rewritten its index since,
+the answer that still holds is recorded again with a witness of the new index.
 """
 
 from __future__ import annotations
@@ -307,6 +311,16 @@ def index_identity(info: os.stat_result, checksum: bytes) -> str:
     return f"{file_signature(info)} {checksum.hex()}"
 
 
+def index_identity_at(path: str | None) -> str | None:
+    """The :func:`index_identity` of the index file at ``path`` now; None if it cannot be read."""
+    try:
+        with open(path or "", "rb") as file:
+            info = os.fstat(file.fileno())
+            return index_identity(info, os.pread(file.fileno(), 20, max(0, info.st_size - 20)))
+    except OSError:
+        return None
+
+
 def index_identity_of(witness: Sequence[bytes]) -> str:
     """The :func:`index_identity` recorded in the fields of a witness."""
     return f"{witness[1].decode(errors='replace')} {witness[2].hex()}"
@@ -393,8 +407,8 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
     env = git_env()
     # Without a usable witness, where there was one (git has rewritten its index since), a
     # new one is made if the answer holds: from the index as it was before git listed.
-    renewable = vouched is None and bool(witness) and _witness_possible(work_tree)
-    identity = _index_identity(work_tree) if renewable and work_tree is not None else None
+    renewable = vouched is None and bool(witness) and witness_possible(work_tree)
+    identity = index_identity_at(index_file(work_tree)) if renewable and work_tree else None
     children.append(start_git(root, LS_FILES if vouched is None else OTHERS, env))
     if vouched is not None and work_tree is not None:
         # git's complaints come apart, into a file in memory (a pipe could fill up and stall
@@ -417,9 +431,9 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
             return None
     if vouched is not None and int(vouched[5]) >= trusted_before:  # its newest file is racy
         return None
-    pairs = read_pairs() if vouched is None else vouched[4]
-    parts = None if pairs is None else split_pairs(pairs)
-    if parts is None or not _all_unchanged(os.path.join(root, ""), parts, trusted_before):
+    prefix = os.path.join(root, "")
+    parts = _holding(prefix, read_pairs() if vouched is None else vouched[4], trusted_before)
+    if parts is None:
         return None
     outputs = [git_output(*children.pop(0)) for _ in range(len(children))]
     if vouched is None:
@@ -435,30 +449,17 @@ def _check(root: str, children: list[tuple[int, int]], pipes: list[int]) -> str 
         names = vouched[3]
         if any(b"\0" + path + b"\0" in names for path in outputs[1].split(b"\0")[:-1]):
             return None
-        if os.fstat(complaints).st_size:  # then check every file here, as without a witness
-            pairs = read_pairs()
-            parts = None if pairs is None else split_pairs(pairs)
-            if parts is None or not _all_unchanged(os.path.join(root, ""), parts, trusted_before):
-                return None
+        # Then every file is checked here, as without a witness.
+        if os.fstat(complaints).st_size and _holding(prefix, read_pairs(), trusted_before) is None:
+            return None
         if not _same_index(vouched):
             return None
-    elif identity is not None and work_tree is not None and parts is not None:
+    elif identity is not None and work_tree is not None:
         try:  # noqa: SIM105 - contextlib.suppress would import contextlib on this path
             _renew_witness(root, work_tree, recorded, identity, parts, trusted_before)
         except (OSError, ValueError):  # the answer stands all the same
             pass
     return digest.decode("ascii")
-
-
-def _index_identity(work_tree: str) -> str | None:
-    """The :func:`index_identity` of ``work_tree``'s index now, if it can be read."""
-    index = index_file(work_tree)
-    try:
-        with open(index or "", "rb") as file:
-            info = os.fstat(file.fileno())
-            return index_identity(info, os.pread(file.fileno(), 20, max(0, info.st_size - 20)))
-    except OSError:
-        return None
 
 
 def _renew_witness(
@@ -480,22 +481,27 @@ def _renew_witness(
     from pathlib import Path
 
     from freshinstall import gitindex, statcache  # the full machinery, for this once
-    from freshinstall.fingerprint import Listing
 
-    fields = _split(recorded)
-    listing = Listing(
-        [], fields[FACTS + 1], work_tree, build_package=False, index_signature=identity
-    )
     records = dict(zip(parts[::2], parts[1::2], strict=True))
-    witness = gitindex.witness(root, listing, records, trusted_before)
+    witness = gitindex.witness(root, work_tree, identity, records, trusted_before)
     found = read_cache_file(cache_dir)
     if found is None or found[0] != recorded:  # a newer run wrote the cache meanwhile
         return
+    fields = _split(recorded)
     fields[FACTS + 3] = witness
     # Started and written at the time the records are trusted from: the new file trusts them
     # from exactly that time (read_cache_file), whatever the clocks do.
     reference = trusted_before + MARGIN_NS
     statcache.save(Path(cache_dir), records, reference, _join(fields), written=reference)
+
+
+def _holding(prefix: str, pairs: bytes | None, trusted_before: int) -> list[str] | None:
+    """The cache ``pairs`` flattened, when every record in them still holds (see
+    :func:`unchanged`); None when one does not, or they are damaged."""
+    parts = None if pairs is None else split_pairs(pairs)
+    if parts is None or not _all_unchanged(prefix, parts, trusted_before):
+        return None
+    return parts
 
 
 def _same_untracked(others: bytes, listing: bytes) -> bool:
@@ -509,7 +515,7 @@ def _witness(work_tree: str | None, witness: bytes) -> list[bytes] | None:
     """The fields of ``witness`` (see :func:`make_witness`) when the index it was made from is
     still the one git reads for ``work_tree``, unchanged; else None, and every file is checked
     with ``lstat``."""
-    if not witness or work_tree is None or not _witness_possible(work_tree):
+    if not witness or work_tree is None or not witness_possible(work_tree):
         return None
     fields = _split(witness)
     index = index_file(work_tree)
@@ -518,7 +524,7 @@ def _witness(work_tree: str | None, witness: bytes) -> list[bytes] | None:
     return fields if _same_index(fields) else None
 
 
-def _witness_possible(work_tree: str | None) -> bool:
+def witness_possible(work_tree: str | None) -> bool:
     """Whether a witness can be used here: in a git work tree, with git pointed at nothing
     else, and where git's stderr can go to a file in memory (Linux)."""
     if work_tree is None or not hasattr(os, "memfd_create"):
@@ -527,11 +533,8 @@ def _witness_possible(work_tree: str | None) -> bool:
 
 
 def _same_index(fields: list[bytes]) -> bool:
-    with open(os.fsdecode(fields[0]), "rb") as file:
-        info = os.fstat(file.fileno())
-        if file_signature(info).encode() != fields[1]:
-            return False
-        return os.pread(file.fileno(), len(fields[2]), info.st_size - len(fields[2])) == fields[2]
+    """Whether the index a witness was made from is the very same file still."""
+    return index_identity_at(os.fsdecode(fields[0])) == index_identity_of(fields)
 
 
 def _is_digest(text: bytes) -> bool:

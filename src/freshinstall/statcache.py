@@ -179,8 +179,8 @@ def hash_many(todo: Sequence[Todo]) -> list[FileEntry | None]:
     """Hash the files in ``todo``, in order, on both cores when it pays.
 
     Small files: a forked child hashes every other one, from FORK_MIN_FILES files and
-    FORK_MIN_BYTES bytes: 1,000 files of 8 KB in 17 ms instead of 21 ms, 10,000 in 158 ms
-    instead of 225 ms (medians, docs/performance.md). Threads do not pay for them (below); a
+    FORK_MIN_BYTES bytes: 1,000 files of 8 KB in 17 ms instead of 21 ms, 10,000 in 129 ms
+    instead of 179 ms (medians, docs/performance.md). Threads do not pay for them (below); a
     fork and wait costs 1-5 ms, growing with the process's memory.
     """
     if len(todo) < FORK_MIN_FILES or not quick.can_fork():
@@ -203,14 +203,12 @@ def hash_many(todo: Sequence[Todo]) -> list[FileEntry | None]:
         os.close(writer)
         return hash_in_one_process(todo)
     os.close(writer)
+    pipe = os.fdopen(reader, "rb")
     try:
         results[0::2] = hash_in_one_process(todo[0::2])
-        with os.fdopen(reader, "rb") as pipe:
-            reader = -1
-            lines = pipe.read().decode().split("\n")
+        lines = pipe.read().decode().split("\n")
     finally:
-        if reader >= 0:
-            os.close(reader)
+        pipe.close()
         quick.kill(pid)  # harmless once it is done; a stop half-way must not leave it behind
         quick.wait_child(pid)
     if len(lines) != len(theirs) + 1:  # it died: its half is hashed here
