@@ -180,20 +180,33 @@ def test_cleanup_leaves_live_unmarked_and_linked_directories_alone(
 
 def _state(pid: int) -> str:
     """The process's state letter (R, S, D, T, Z, ...), or "" once it is gone."""
+    return _stat_fields(pid)[0]
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...); [""]
+    once the process is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return text.rpartition(")")[2].split()[0]
+        return [""]
+    return text.rpartition(")")[2].split()
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes of process group ``pgid``: the run, and the children it forked to hash."""
+    pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    return [pid for pid in pids if _stat_fields(pid)[2:3] == [str(pgid)]]
 
 
 def _reading(pid: int, path: str) -> int | None:
     """The offset reached in ``path`` by ``pid``, if it has the file open."""
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
-                info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-                return int(info.split("pos:")[1].split()[0])
+    with contextlib.suppress(OSError):  # gone
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+                    return int(info.split("pos:")[1].split()[0])
     return None
 
 
@@ -207,25 +220,29 @@ def ctrl_c_while_hashing(
     """Send Ctrl-C (``signum`` to the process group) while ``process`` hashes ``big``.
 
     Polling alone can see the file open and then signal too late, on a slow or loaded machine.
-    So the run is frozen (SIGSTOP) for each look: once it is found with ``big`` open and bytes
+    So the run is frozen (SIGSTOP to its process group, which holds the children it forks to
+    hash: see early.py) for each look: once one of them is found with ``big`` open and bytes
     of it still to read, and no scratch directory yet (a build reads the file again, for its
-    copy), SIGINT is sent while it is frozen, then it resumes, and the interrupt lands in the
-    middle of the hashing whatever the machine's speed or load. Fails if that moment never comes.
+    copy), SIGINT is sent while they are frozen, then they resume, and the interrupt lands in
+    the middle of the hashing whatever the machine's speed or load. Fails if that moment never
+    comes.
     """
     path = os.path.realpath(big)
     size = big.stat().st_size
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        os.kill(process.pid, signal.SIGSTOP)
+        os.killpg(process.pid, signal.SIGSTOP)
         try:
-            while _state(process.pid) not in {"T", "t", "Z", "X", ""}:
+            members = _group(process.pid)
+            while any(_state(pid) not in {"T", "t", "Z", "X", ""} for pid in members):
                 time.sleep(0.001)
-            offset = _reading(process.pid, path) if _state(process.pid) in {"T", "t"} else None
-            if offset is not None and offset < size and not scratch_dirs(tmp):
+            offsets = [_reading(pid, path) for pid in members if _state(pid) in {"T", "t"}]
+            reading = any(offset is not None and offset < size for offset in offsets)
+            if reading and not scratch_dirs(tmp):
                 os.killpg(process.pid, signum)
                 return
         finally:
-            os.kill(process.pid, signal.SIGCONT)
+            os.killpg(process.pid, signal.SIGCONT)
         if process.poll() is not None:
             pytest.fail(f"the run ended before it was seen hashing {big.name}: {finish(process)}")
         time.sleep(0.01)

@@ -646,12 +646,48 @@ def test_files_gone_from_the_childs_half_are_left_out(tmp_path: Path) -> None:
 def test_a_child_that_dies_costs_only_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     todo = todo_of(tmp_path)
 
-    def die(writer: int, todo: object) -> None:
+    def die(writer: int, todo: object, parent: int) -> None:
         os.write(writer, b"f " + b"0" * quick.DIGEST_LENGTH + b"\n")  # one line, then gone
         os._exit(3)
 
     monkeypatch.setattr(statcache, "_report", die)
     assert statcache.hash_many(todo) == in_one_process(todo)
+
+
+def test_the_child_stops_once_its_parent_is_gone(tmp_path: Path) -> None:
+    """A parent killed by a signal it cannot handle (SIGKILL, or SIGTERM to a library caller)
+    cannot stop its hashing child: the child stops by itself after the file at hand, rather
+    than hash on for nobody. In a process of its own, to be killed."""
+    log = tmp_path / "hashed-by"
+    todo = todo_of(tmp_path / "tree", 40)
+    script = (
+        "import os, sys, time\n"
+        "from freshinstall import fingerprint, quick, statcache\n"
+        "quick.can_fork = lambda: True\n"
+        "statcache.FORK_MIN_FILES, statcache.FORK_MIN_BYTES = 2, 0\n"
+        "real = fingerprint._hash_contents\n"
+        "def slow(source, copy_to, mode):\n"
+        "    with open(sys.argv[1], 'a') as log:\n"
+        "        log.write(f'{os.getpid()}\\n')\n"
+        "    time.sleep(0.05)\n"
+        "    return real(source, copy_to, mode)\n"
+        "fingerprint._hash_contents = slow\n"
+        "todo = [(p, s, os.lstat(s)) for p, s in zip(sys.argv[2::2], sys.argv[3::2])]\n"
+        "statcache.hash_many(todo)\n"
+    )
+    files = [part for path, source, _ in todo for part in (path, source)]
+    run = subprocess.Popen([sys.executable, "-c", script, os.fspath(log), *files])
+    deadline = time.monotonic() + 60
+    while len(set(log.read_text().split()) if log.exists() else ()) < 2:  # both hashing
+        assert time.monotonic() < deadline, "the child was not seen hashing"
+        time.sleep(0.01)
+    run.kill()
+    run.wait()
+    time.sleep(0.2)  # the file at hand
+    lines = log.read_text()
+    time.sleep(0.5)  # ten files more, if it went on
+    assert log.read_text() == lines
+    assert lines.count("\n") < 30
 
 
 def test_no_fork_for_few_files_or_with_threads_running(
@@ -729,6 +765,45 @@ def test_ctrl_c_is_held_back_while_forking(tmp_path: Path, monkeypatch: pytest.M
     assert masks
     assert all(signal.SIGINT in mask for mask in masks)
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_ctrl_c_held_back_during_the_fork_stops_the_child(tmp_path: Path) -> None:
+    """The Ctrl-C held back across the fork raises as soon as it is let through, before the
+    caller learns the child's pid: the child is killed and reaped then, and early.start closes
+    both ends of its pipe. In a process of its own, whose main thread gets the SIGINT."""
+    project = tmp_path / "project"
+    write(project, "pyproject.toml", "[project]\nname = 'demo'\nversion = '1.0'\n")
+    script = (
+        "import os, signal, sys, time\n"
+        "from freshinstall import early, quick\n"
+        "quick.can_fork = lambda: True\n"
+        "real, forked = os.fork, []\n"
+        "def fork():\n"
+        "    pid = real()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(30)\n"  # a child that would outlive the test
+        "        os._exit(0)\n"
+        "    forked.append(pid)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"  # pending: SIGINT is blocked here
+        "    return pid\n"
+        "os.fork = fork\n"
+        "fds = len(os.listdir('/proc/self/fd'))\n"
+        "try:\n"
+        "    early.start(sys.argv[1])\n"
+        "except KeyboardInterrupt:\n"
+        "    try:\n"
+        "        os.kill(forked[0], 0)\n"
+        "    except ProcessLookupError:\n"
+        "        print('reaped', len(os.listdir('/proc/self/fd')) - fds)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, os.fspath(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=20,
+    )
+    assert run.stdout == "reaped 0\n", run.stderr
 
 
 def test_no_fork_beside_a_thread_threading_does_not_know() -> None:

@@ -180,7 +180,7 @@ def freshen(options: Options, reporter: Reporter) -> Outcome:
             base = _build(
                 project, paths, current, settings, previous, reporter, stream=options.stream
             )
-            current = current._replace(digest=base.fingerprint)
+            current = current.replace(digest=base.fingerprint)
         elif previous is not None:
             base = previous
         else:  # editable, never stamped

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: see early.py
+    from collections.abc import Sequence
 
 
 class FreshinstallError(Exception):

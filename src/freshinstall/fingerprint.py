@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import NamedTuple
 
 from freshinstall import quick
 from freshinstall._process import last_line
 from freshinstall.errors import FingerprintError, ToolNotFoundError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # nor typing: listing and hashing import next to nothing (see early.py)
+    from collections.abc import Iterable, Iterator, Mapping
+    from pathlib import Path
+
+    from freshinstall._process import StrPath
 
 #: Bumped whenever the hashing changes, so that old stamps stop matching. It lives in quick.py,
 #: whose recorded answers must not outlive it either.
@@ -34,30 +38,95 @@ ROOT_OUTPUT_DIRS = frozenset({"build", "dist"})
 OUTPUT_SUFFIXES = (".pyc", ".pyo")
 
 
-class FileEntry(NamedTuple):
-    """One input file: ``kind`` is ``f`` (plain), ``x`` (executable) or ``l`` (symlink).
+class FileEntry(tuple[str, str, str]):
+    """One input file, ``(path, kind, digest)``: ``kind`` is ``f`` (plain), ``x`` (executable)
+    or ``l`` (symlink).
 
-    A NamedTuple, not a frozen dataclass: one is made per file per run, three times faster.
+    A tuple, not a frozen dataclass: one is made per file per run, three times faster. Nor a
+    typing.NamedTuple, as this and :class:`Fingerprint` were: importing typing took early.py's
+    child longer than listing the files of a small project.
     """
 
-    path: str
-    kind: str
-    digest: str
+    __slots__ = ()
+
+    def __new__(cls, path: str, kind: str, digest: str) -> FileEntry:  # noqa: PYI034 - final
+        return tuple.__new__(cls, (path, kind, digest))
+
+    def __getnewargs__(self) -> tuple[str, str, str]:  # for pickle and copy
+        return (self[0], self[1], self[2])
+
+    def __repr__(self) -> str:
+        return f"FileEntry(path={self[0]!r}, kind={self[1]!r}, digest={self[2]!r})"
+
+    @property
+    def path(self) -> str:
+        return self[0]
+
+    @property
+    def kind(self) -> str:
+        return self[1]
+
+    @property
+    def digest(self) -> str:
+        return self[2]
 
 
-class Fingerprint(NamedTuple):
-    """The content hash of a source tree plus the non-file inputs that change a build."""
+class Fingerprint(tuple[str, tuple[FileEntry, ...], "Mapping[str, str]", tuple[str, ...]]):
+    """The content hash of a source tree plus the non-file inputs that change a build:
+    ``(digest, files, extras, links_out)``, a tuple for the reason given at :class:`FileEntry`.
+    """
 
-    digest: str
-    files: tuple[FileEntry, ...]
-    extras: Mapping[str, str] = {}
-    #: Input symlinks that point out of the project, as "path -> target": the build may follow
-    #: them, the fingerprint never does, so a project with any is built on every run.
-    links_out: tuple[str, ...] = ()
+    __slots__ = ()
+
+    def __new__(  # noqa: PYI034 - final
+        cls,
+        digest: str,
+        files: tuple[FileEntry, ...],
+        extras: Mapping[str, str] | None = None,
+        links_out: tuple[str, ...] = (),
+    ) -> Fingerprint:
+        return tuple.__new__(cls, (digest, files, extras or {}, links_out))
+
+    def __getnewargs__(
+        self,
+    ) -> tuple[str, tuple[FileEntry, ...], Mapping[str, str], tuple[str, ...]]:
+        return (self[0], self[1], self[2], self[3])
+
+    def __repr__(self) -> str:
+        return f"Fingerprint(digest={self[0]!r}, {len(self[1])} files, extras={self[2]!r})"
+
+    @property
+    def digest(self) -> str:
+        return self[0]
+
+    @property
+    def files(self) -> tuple[FileEntry, ...]:
+        return self[1]
+
+    @property
+    def extras(self) -> Mapping[str, str]:
+        return self[2]
+
+    @property
+    def links_out(self) -> tuple[str, ...]:
+        """Input symlinks that point out of the project, as "path -> target": the build may
+        follow them, the fingerprint never does, so a project with any is built on every run."""
+        return self[3]
 
     @property
     def short(self) -> str:
         return self.digest[:12]
+
+    def replace(
+        self, *, digest: str | None = None, links_out: tuple[str, ...] | None = None
+    ) -> Fingerprint:
+        """This fingerprint with another ``digest`` or ``links_out``."""
+        return Fingerprint(
+            self.digest if digest is None else digest,
+            self.files,
+            self.extras,
+            self.links_out if links_out is None else links_out,
+        )
 
 
 def compute(root: Path, extras: Mapping[str, str] | None = None) -> Fingerprint:
@@ -87,7 +156,7 @@ def _records(files: list[FileEntry]) -> str:
     return "".join([f"F\0{path}\0{kind}\0{digest}\n" for path, kind, digest in files])
 
 
-def hash_entry(root: Path, relpath: str, copy_to: Path | None = None) -> FileEntry | None:
+def hash_entry(root: StrPath, relpath: str, copy_to: Path | None = None) -> FileEntry | None:
     """Hash one file; with ``copy_to``, also copy it there from the very bytes hashed.
 
     Returns None when the file no longer exists or is not a file or symlink (a FIFO, say).
@@ -188,22 +257,32 @@ def list_inputs(root: Path) -> list[str]:
     return listed_inputs(root).paths
 
 
-class Listing(NamedTuple):
+class Listing:
     """The inputs of a project, and what decided them."""
 
-    paths: list[str]
-    #: The output of ``git ls-files`` when that alone decided the paths: in a git work tree
-    #: without submodules outside dist/ (whose files are found by walking); else None.
-    output: bytes | None
-    #: The directory holding the ``.git`` the listing ran in; None outside git.
-    work_tree: str | None
-    #: Whether the root ``build/`` counted as source (see :func:`root_output_dirs`).
-    build_package: bool
-    #: The quick.index_identity of git's index just before git listed the files, if any.
-    index_identity: str | None = None
+    __slots__ = ("build_package", "index_identity", "output", "paths", "work_tree")
+
+    def __init__(
+        self,
+        paths: list[str],
+        output: bytes | None,
+        work_tree: str | None,
+        build_package: bool,
+        index_identity: str | None = None,
+    ) -> None:
+        self.paths = paths
+        #: The output of ``git ls-files`` when that alone decided the paths: in a git work tree
+        #: without submodules outside dist/ (whose files are found by walking); else None.
+        self.output = output
+        #: The directory holding the ``.git`` the listing ran in; None outside git.
+        self.work_tree = work_tree
+        #: Whether the root ``build/`` counted as source (see :func:`root_output_dirs`).
+        self.build_package = build_package
+        #: The quick.index_identity of git's index just before git listed the files, if any.
+        self.index_identity = index_identity
 
 
-def listed_inputs(root: Path) -> Listing:
+def listed_inputs(root: StrPath) -> Listing:
     """:func:`list_inputs`, with what decided them (for quick.py's answers)."""
     work_tree = quick.find_work_tree(os.fspath(root))
     root_outputs = root_output_dirs(root)
@@ -224,11 +303,13 @@ def listed_inputs(root: Path) -> Listing:
 
 def find_git_dir(root: Path) -> Path | None:
     """The work tree root above ``root`` that holds a ``.git``, if any (no subprocess)."""
+    from pathlib import Path
+
     found = quick.find_work_tree(os.fspath(root))
     return None if found is None else Path(found)
 
 
-def _git_ls_files(root: Path, git_options: list[str]) -> tuple[list[tuple[str, bool]], bytes]:
+def _git_ls_files(root: StrPath, git_options: list[str]) -> tuple[list[tuple[str, bool]], bytes]:
     """(path, tracked) pairs from ``git ls-files``, which applies .gitignore exactly as git does,
     and git's output itself.
 
@@ -278,7 +359,7 @@ def _git_env(*, scratch: bool = False) -> dict[str, str]:
     return env
 
 
-def _list_outside_git(root: Path) -> list[tuple[str, bool]]:
+def _list_outside_git(root: StrPath) -> list[tuple[str, bool]]:
     """Outside git, ask git with an empty scratch repository so .gitignore files still apply."""
     import tempfile
 
@@ -295,7 +376,7 @@ def _list_outside_git(root: Path) -> list[tuple[str, bool]]:
             return [(path, False) for path in _walk(root, "")]
 
 
-def _walk(root: Path, prefix: str) -> Iterator[str]:
+def _walk(root: StrPath, prefix: str) -> Iterator[str]:
     try:
         with os.scandir(os.path.join(root, prefix) if prefix else root) as scan:
             children = list(scan)
@@ -313,7 +394,7 @@ def _walk(root: Path, prefix: str) -> Iterator[str]:
 
 
 def _without_outputs(
-    root: Path, entries: list[tuple[str, bool]], root_outputs: frozenset[str]
+    root: StrPath, entries: list[tuple[str, bool]], root_outputs: frozenset[str]
 ) -> Iterator[str]:
     """Drop untracked build outputs; expand directories (submodules, nested repositories)."""
     untracked = [path for path, tracked in entries if not tracked]
@@ -331,7 +412,7 @@ def _without_outputs(
             yield path
 
 
-def root_output_dirs(root: Path) -> frozenset[str]:
+def root_output_dirs(root: StrPath) -> frozenset[str]:
     """The root directories that hold build output in this project."""
     if os.path.isfile(os.path.join(root, "build", "__init__.py")):
         return ROOT_OUTPUT_DIRS - {"build"}

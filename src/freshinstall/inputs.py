@@ -20,6 +20,10 @@ from freshinstall.config import Settings
 from freshinstall.errors import CommandError, FingerprintError, ToolNotFoundError
 from freshinstall.project import Project, table
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from freshinstall.early import Early, Entry
+
 #: Build requirements that derive the version from version control.
 VCS_PLUGINS = frozenset(
     {
@@ -104,6 +108,7 @@ def fingerprint_project(
     *,
     use_cache: bool = True,
     create_dist: bool = False,
+    early: Early | None = None,
 ) -> tuple[list[str], fingerprint.Fingerprint]:
     """The input files of ``project`` and the fingerprint of them plus its non-file inputs.
 
@@ -113,18 +118,21 @@ def fingerprint_project(
     cache, the run also records its answer for ``freshinstall fingerprint`` (see quick.py)
     where that can be re-checked. The cache is written into dist/ only when that exists
     already, or with ``create_dist`` (not for read-only commands such as ``status``).
+    ``early``, without the cache: a child that has listed the files, and hashed some already.
     """
     settings = settings or Settings()
     root = project.root
+    head_start = early.result(os.fspath(root)) if early is not None and not use_cache else None
+    if head_start is not None:
+        listed, done, hashed = head_start
+        paths = select(root, listed, settings)
+        entries = _take(root, paths, listed, done, hashed)
+        return paths, _complete(root, fingerprint.combine(entries, _extras(project, settings)))
     # The cache's reference time comes first: whatever changes from here on is racy.
     cache = statcache.StatCache(project.dist_dir) if use_cache else None
     listing = fingerprint.listed_inputs(root)
     paths = select(root, listing.paths, settings)
-    found = extras(root, project.pyproject)
-    if settings.config_settings:
-        import json
-
-        found["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
+    found = _extras(project, settings)
     entries = cache.hash_files(root, paths) if cache else statcache.hash_files(root, paths)
     result = fingerprint.combine(entries, found)
     if cache is not None:
@@ -163,7 +171,37 @@ def fingerprint_project(
                 known, project.source, listing.output, vcs, witness, result.digest
             )
         cache.save(answer, create=create_dist)
-    return paths, result._replace(links_out=links_out(root, result.files))
+    return paths, _complete(root, result)
+
+
+def _extras(project: Project, settings: Settings) -> dict[str, str]:
+    """The non-file inputs: :func:`extras` and the backend's config settings."""
+    found = extras(project.root, project.pyproject)
+    if settings.config_settings:
+        import json
+
+        found["config-settings"] = json.dumps(settings.config_settings, sort_keys=True)
+    return found
+
+
+def _complete(root: Path, result: fingerprint.Fingerprint) -> fingerprint.Fingerprint:
+    """``result`` with its links out of the project."""
+    return result.replace(links_out=links_out(root, result.files))
+
+
+def _take(
+    root: Path, paths: list[str], listed: list[str], done: int, hashed: list[Entry]
+) -> list[fingerprint.FileEntry]:
+    """The entries of ``paths``. From ``hashed``, those of the first ``done`` paths of ``listed``,
+    which a child hashed before this process was ready (a path among them without an entry
+    vanished, or is not a file); the others are hashed here: the rest of ``listed``, and the
+    files that ``include`` adds."""
+    entries = [fingerprint.FileEntry(*entry) for entry in hashed]
+    if paths is listed:  # no include or exclude pattern
+        return entries + statcache.hash_files(root, listed[done:])
+    chosen, covered = set(paths), set(listed[:done])
+    entries = [entry for entry in entries if entry.path in chosen]
+    return entries + statcache.hash_files(root, [path for path in paths if path not in covered])
 
 
 def _from_project_only(project: Project, settings: Settings) -> bool:

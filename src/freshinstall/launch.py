@@ -124,13 +124,24 @@ def fingerprint_text(path: str | Path, *, no_cache: bool, as_json: bool) -> str:
         answer = cached_fingerprint(os.fspath(path))
         if answer is not None:
             return answer
-    from freshinstall import config
-    from freshinstall.inputs import fingerprint_project
-    from freshinstall.project import load_project
+    early = None
+    if no_cache:  # the inputs are listed and hashed while the rest is imported: see early.py
+        from freshinstall import early as early_module
 
-    project = load_project(path)
-    settings = config.load(project)
-    _, result = fingerprint_project(project, settings, use_cache=not no_cache, create_dist=True)
+        early = early_module.start(os.fspath(path))
+    try:
+        from freshinstall import config
+        from freshinstall.inputs import fingerprint_project
+        from freshinstall.project import load_project
+
+        project = load_project(path)
+        settings = config.load(project)
+        _, result = fingerprint_project(
+            project, settings, use_cache=not no_cache, create_dist=True, early=early
+        )
+    finally:
+        if early is not None:
+            early.close()
     if not as_json:
         return result.digest
     import json

@@ -601,8 +601,36 @@ def fork(child: Callable[[], bool]) -> int:
             code = 0 if child() else 1
         finally:
             os._exit(code)
-    signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+    try:  # a Ctrl-C held back meanwhile raises here, before the caller knows of the child
+        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+    except BaseException:
+        kill(pid)
+        wait_child(pid)
+        raise
     return pid
+
+
+def fork_with_pipe(work: Callable[[int], object]) -> tuple[int, int] | None:
+    """Fork a process that runs ``work(WRITER)``, WRITER being a pipe's end for it to write
+    to, and exits (see :func:`fork`). Returns its pid and the pipe's end to read, in the parent;
+    None when no process can be made, and then both ends are closed."""
+    reader, writer = os.pipe()
+
+    def child() -> bool:
+        os.close(reader)
+        work(writer)
+        return True
+
+    try:
+        pid = fork(child)
+    except BaseException as error:
+        os.close(reader)
+        os.close(writer)
+        if not isinstance(error, OSError):
+            raise
+        return None  # no process to spare: EAGAIN from a pids cgroup or RLIMIT_NPROC, ENOMEM
+    os.close(writer)
+    return pid, reader
 
 
 def unchanged(prefix: str, parts: list[str], trusted_before: int) -> bool:
@@ -669,14 +697,27 @@ def git_output(pid: int, reader: int) -> bytes:
 def finish_git(pid: int, reader: int) -> tuple[int | None, bytes]:
     """The exit code (None when it was lost, see :func:`wait_child`) and all the output of a git
     started by :func:`start_git`."""
-    chunks = []
     try:
-        while chunk := os.read(reader, 1 << 20):
-            chunks.append(chunk)
+        output = read_all(reader)
     finally:
         os.close(reader)
         code = wait_child(pid)
-    return code, b"".join(chunks)
+    return code, output
+
+
+def read_all(reader: int) -> bytes:
+    """Everything that comes through the pipe ``reader`` until its other end is closed."""
+    chunks = []
+    while chunk := os.read(reader, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def write_all(writer: int, data: bytes) -> None:
+    """Write all of ``data`` to the pipe ``writer``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(writer, view) :]
 
 
 def wait_child(pid: int) -> int | None:
