@@ -126,3 +126,36 @@ def kill_groups(started: list[subprocess.Popen[str]]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.communicate(timeout=30)
+
+
+#: Python lines for a script that tests kill: every file read takes 50 ms longer, and the pid
+#: of the process reading it is appended to the file named by sys.argv[1].
+SLOW_LOGGED_READS = (
+    "import os, sys, time\n"
+    "from freshinstall import fingerprint, quick\n"
+    "quick.can_fork = lambda: True\n"
+    "real = fingerprint._hash_contents\n"
+    "def slow(source, copy_to, mode):\n"
+    "    with open(sys.argv[1], 'a') as log:\n"
+    "        log.write(f'{os.getpid()}\\n')\n"
+    "    time.sleep(0.05)\n"
+    "    return real(source, copy_to, mode)\n"
+    "fingerprint._hash_contents = slow\n"
+)
+
+
+def kill_then_no_more_reads(run: subprocess.Popen[bytes], log: Path, readers: int) -> None:
+    """Once ``readers`` processes of ``run`` are reading files (by ``log``, see
+    SLOW_LOGGED_READS), SIGKILL it, which leaves it no chance to stop its children; assert
+    that they stop reading after the file at hand."""
+    deadline = time.monotonic() + 60
+    while len(set(log.read_text().split()) if log.exists() else ()) < readers:
+        assert time.monotonic() < deadline, "not seen reading"
+        time.sleep(0.01)
+    run.kill()
+    run.wait()
+    time.sleep(0.2)  # the file at hand
+    lines = log.read_text()
+    time.sleep(0.5)  # ten files more, if they went on
+    assert log.read_text() == lines
+    assert lines.count("\n") < 30

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from freshinstall import config, early, fingerprint, inputs, launch, project, quick
 from freshinstall.errors import FingerprintError, ProjectError
 from freshinstall.project import load_project
-from tests.helpers import commit_all, git, write
+from tests.helpers import SLOW_LOGGED_READS, commit_all, git, kill_then_no_more_reads, write
 from tests.test_quick import FILES, NON_UTF8_NAME, SCM, child_pids, make_project
 from tests.test_statcache import refuse_to_read
 
@@ -225,7 +226,7 @@ def test_a_child_that_fails_leaves_the_work_to_the_parent(
     root = project_at(tmp_path / "project", in_git=True)
     expected = computed_here(root)
 
-    def fail(writer: int, where: str, ready: object) -> None:
+    def fail(writer: int, where: str, ready: object, parent: int) -> None:
         raise OSError("no more file descriptors, say")
 
     monkeypatch.setattr(early, "_send", fail)
@@ -243,10 +244,9 @@ def test_half_an_answer_is_no_answer(tmp_path: Path, monkeypatch: pytest.MonkeyP
     expected = computed_here(root)
     real = early._send
 
-    def half(writer: int, where: str, ready: mmap.mmap) -> None:
+    def half(writer: int, where: str, ready: mmap.mmap, parent: int) -> None:
         reader, inner = os.pipe()
-        real(inner, where, ready)
-        os.close(inner)
+        real(inner, where, ready, parent)
         data = os.read(reader, 1 << 20)
         os.write(writer, data[: len(data) // 2])
         os._exit(0)  # as if killed: success is not what the parent relies on
@@ -307,6 +307,75 @@ def test_the_child_is_stopped_when_the_parent_fails_first(
     with pytest.raises(ProcessLookupError):  # not even a zombie
         os.kill(forked[0], 0)
     assert len(reads(log)) < 10
+
+
+def test_settings_that_exclude_files_apply_to_the_childs_results(tmp_path: Path) -> None:
+    """Where the settings exclude files all the same (start() only glances at pyproject.toml),
+    the child's entries for them are dropped."""
+    root = project_at(tmp_path / "project", in_git=True)
+    loaded = load_project(root)
+    settings = config.load(loaded)._replace(exclude=("src/demo/b.py", "scripts/*"))
+    expected = inputs.fingerprint_project(loaded, settings, use_cache=False)[1]
+    child = early.start(os.fspath(root))
+    assert child is not None
+    try:
+        assert child._pid is not None
+        when_done(child._pid)
+        found = inputs.fingerprint_project(loaded, settings, use_cache=False, early=child)[1]
+    finally:
+        child.close()
+    assert found == expected
+    assert "src/demo/b.py" not in {entry.path for entry in found.files}
+
+
+def test_outside_git_the_child_removes_its_scratch_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside git the child lists the files with a scratch repository of its own. When the
+    parent fails while the child lists (invalid TOML), the child is not killed, which would
+    leave the repository in $TMPDIR: it is told to stop, and stops once it has removed it."""
+    root = project_at(tmp_path / "project", in_git=False)
+    write(root, "pyproject.toml", "[project\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", os.fspath(scratch))
+    real = fingerprint._git_ls_files
+    listing = tmp_path / "listing"
+
+    def slow(where: str, git_options: list[str]) -> tuple[list[tuple[str, bool]], bytes]:
+        listing.touch()
+        time.sleep(0.3)
+        return real(where, git_options)
+
+    def load(path: str | os.PathLike[str]) -> project.Project:
+        deadline = time.monotonic() + 60
+        while not listing.exists():  # the child is listing, in its scratch repository
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert [child.name for child in scratch.iterdir()]
+        return real_load(path)
+
+    real_load = project.load_project
+    monkeypatch.setattr(fingerprint, "_git_ls_files", slow)
+    monkeypatch.setattr(project, "load_project", load)
+    before = child_pids()
+    with pytest.raises(ProjectError, match="invalid TOML"):
+        launch.fingerprint_text(root, no_cache=True, as_json=False)
+    assert list(scratch.iterdir()) == []
+    assert child_pids() <= before
+
+
+def test_the_child_stops_once_its_parent_is_gone(tmp_path: Path) -> None:
+    """A parent killed by a signal it cannot handle cannot tell its child to stop: the child
+    stops by itself after the file at hand. In a process of its own, to be killed."""
+    root = project_at(tmp_path / "project", in_git=True)
+    for index in range(40):
+        write(root, f"src/demo/many/m{index:02}.py", f"M = {index}\n")
+    log = tmp_path / "hashed-by"
+    script = SLOW_LOGGED_READS + "from freshinstall import early\nearly.start(sys.argv[2])\n"
+    script += "time.sleep(60)\n"  # as if importing, until killed
+    run = subprocess.Popen([sys.executable, "-c", script, os.fspath(log), os.fspath(root)])
+    kill_then_no_more_reads(run, log, readers=1)
 
 
 def test_no_child_where_it_cannot_help(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from freshinstall import fingerprint, quick, statcache
 from freshinstall.cli import main
 from freshinstall.errors import FingerprintError
 from tests.helpers import SHORT_MARGIN_NS as MARGIN_NS
-from tests.helpers import commit_all, git, settle, write
+from tests.helpers import SLOW_LOGGED_READS, commit_all, git, kill_then_no_more_reads, settle, write
 from tests.test_quick import child_pids
 
 FILES: Mapping[str, str | bytes] = {
@@ -660,34 +660,15 @@ def test_the_child_stops_once_its_parent_is_gone(tmp_path: Path) -> None:
     than hash on for nobody. In a process of its own, to be killed."""
     log = tmp_path / "hashed-by"
     todo = todo_of(tmp_path / "tree", 40)
-    script = (
-        "import os, sys, time\n"
-        "from freshinstall import fingerprint, quick, statcache\n"
-        "quick.can_fork = lambda: True\n"
+    script = SLOW_LOGGED_READS + (
+        "from freshinstall import statcache\n"
         "statcache.FORK_MIN_FILES, statcache.FORK_MIN_BYTES = 2, 0\n"
-        "real = fingerprint._hash_contents\n"
-        "def slow(source, copy_to, mode):\n"
-        "    with open(sys.argv[1], 'a') as log:\n"
-        "        log.write(f'{os.getpid()}\\n')\n"
-        "    time.sleep(0.05)\n"
-        "    return real(source, copy_to, mode)\n"
-        "fingerprint._hash_contents = slow\n"
         "todo = [(p, s, os.lstat(s)) for p, s in zip(sys.argv[2::2], sys.argv[3::2])]\n"
         "statcache.hash_many(todo)\n"
     )
     files = [part for path, source, _ in todo for part in (path, source)]
     run = subprocess.Popen([sys.executable, "-c", script, os.fspath(log), *files])
-    deadline = time.monotonic() + 60
-    while len(set(log.read_text().split()) if log.exists() else ()) < 2:  # both hashing
-        assert time.monotonic() < deadline, "the child was not seen hashing"
-        time.sleep(0.01)
-    run.kill()
-    run.wait()
-    time.sleep(0.2)  # the file at hand
-    lines = log.read_text()
-    time.sleep(0.5)  # ten files more, if it went on
-    assert log.read_text() == lines
-    assert lines.count("\n") < 30
+    kill_then_no_more_reads(run, log, readers=2)  # both hashing
 
 
 def test_no_fork_for_few_files_or_with_threads_running(

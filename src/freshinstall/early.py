@@ -39,6 +39,9 @@ class Early:
         self._reader: int | None = reader
         #: One byte shared with the child: set when this process is ready to hash by itself.
         self._ready = ready
+        #: Outside git, the child lists the files in a scratch repository of its own, which
+        #: it removes when it is done listing (see fingerprint.listed_inputs).
+        self._scratch = quick.find_work_tree(root) is None
 
     def result(self, root: str) -> tuple[list[str], int, list[Entry]] | None:
         """The paths listed in ``root``, how many of them (from the first) the child went
@@ -53,8 +56,8 @@ class Early:
         finally:
             os.close(self._reader)
             self._reader = None
-        # Not waiting for it to exit (tearing down its memory takes milliseconds): what it
-        # wrote is whole when marshal reads it whole, as it checks every length it reads.
+        # What it wrote is whole when marshal reads it whole, as it checks every length it
+        # reads: its exit status does not matter (it is reaped in close).
         try:
             paths, done, entries = marshal.loads(data)  # noqa: S302 - from our child: see _send
         except (EOFError, ValueError, TypeError):  # it failed, and wrote nothing or half
@@ -63,13 +66,17 @@ class Early:
 
     def close(self) -> None:
         """Stop the child, in case its results were not taken (the parent failed first), and
-        reap it."""
+        reap it. Killed outside git, it could leave its scratch repository behind: there it
+        is told to stop instead, which it does once it has listed the files and removed the
+        repository, before it hashes any."""
+        self._ready[0] = 1
         if self._reader is not None:
-            os.close(self._reader)
+            os.close(self._reader)  # its write fails, if it gets that far
             self._reader = None
         if self._pid is not None:
             pid, self._pid = self._pid, None
-            quick.kill(pid)
+            if not self._scratch:
+                quick.kill(pid)
             quick.wait_child(pid)
         self._ready.close()
 
@@ -82,7 +89,8 @@ def start(path: str) -> Early | None:
         return None
     quick.restore_sigchld()  # else the child is reaped unseen, and its pid may be reused
     ready = mmap.mmap(-1, 1)  # anonymous and shared: the child sees what this process writes
-    forked = quick.fork_with_pipe(lambda writer: _send(writer, root, ready))
+    parent = os.getpid()
+    forked = quick.fork_with_pipe(lambda writer: _send(writer, root, ready, parent))
     if forked is None:  # the parent does it all
         ready.close()
         return None
@@ -108,9 +116,10 @@ def _worth_it(root: str) -> bool:
     return not (b"freshinstall" in text and b"exclude" in text)
 
 
-def _send(writer: int, root: str, ready: mmap.mmap) -> None:
+def _send(writer: int, root: str, ready: mmap.mmap, parent: int) -> None:
     """In the child: list the inputs of ``root`` and hash them in order until ``ready`` is
-    set; write the listing, how far it got and the entries to ``writer``.
+    set, or the process ``parent`` is gone (killed by a signal it cannot handle); write the
+    listing, how far it got and the entries to ``writer``, and close it.
 
     Its stdout and stderr go to /dev/null: it has nothing to say (the parent reports every
     error, reading again any file that failed here), and a caller waiting for the end of the
@@ -130,7 +139,7 @@ def _send(writer: int, root: str, ready: mmap.mmap) -> None:
     entries = []
     done = 0
     for path in paths:
-        if ready[0]:
+        if ready[0] or os.getppid() != parent:
             break
         try:
             entry = fingerprint.hash_entry(root, path)
@@ -140,3 +149,4 @@ def _send(writer: int, root: str, ready: mmap.mmap) -> None:
             entries.append((entry.path, entry.kind, entry.digest))
         done += 1
     quick.write_all(writer, marshal.dumps((paths, done, entries)))
+    os.close(writer)  # the parent reads to the end now, not once this process is torn down

@@ -236,6 +236,7 @@ def _report(writer: int, todo: Sequence[Todo], parent: int) -> None:
         else:
             lines.append("-" if entry is None else f"{entry.kind} {entry.digest}")
     quick.write_all(writer, ("\n".join(lines) + "\n").encode())
+    os.close(writer)  # the parent reads to the end now, not once this process is torn down
 
 
 def hash_in_one_process(todo: Sequence[Todo]) -> list[FileEntry | None]:
