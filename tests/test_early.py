@@ -391,6 +391,8 @@ def test_no_child_where_it_cannot_help(tmp_path: Path, monkeypatch: pytest.Monke
         assert child.result(os.fspath(empty)) is None
     finally:
         child.close()
+    child.close()  # twice is harmless
+    assert child.result(os.fspath(root)) is None
 
     def no_fork() -> int:
         raise BlockingIOError(11, "Resource temporarily unavailable")

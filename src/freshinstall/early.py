@@ -69,8 +69,10 @@ class Early:
     def close(self) -> None:
         """Stop the child, in case its results were not taken (the parent failed first), and
         reap it. Killed outside git, it could leave its scratch repository behind: there it
-        is told to stop instead, which it does once it has listed the files and removed the
-        repository, before it hashes any."""
+        is told to stop instead, which it does after the file at hand or, while it is still
+        listing, once it has listed the files and removed the repository."""
+        if self._ready.closed:  # closed already
+            return
         self._ready[0] = 1
         if self._reader is not None:
             os.close(self._reader)  # its write fails, if it gets that far
