@@ -38,20 +38,16 @@ Choices, measured on 10,000 files (2-core AMD EPYC VM, Python 3.11; docs/perform
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from freshinstall import quick
 from freshinstall.errors import FingerprintError
 from freshinstall.fingerprint import FileEntry, hash_stat, kind_of
 from freshinstall.quick import DIGEST_LENGTH
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # not imported at run time: see early.py
-    from collections.abc import Iterator, Sequence
-    from pathlib import Path
-
-    from freshinstall._process import StrPath
 
 #: Files this large are hashed on several threads when they add up to THREADS_MIN_BYTES.
 LARGE_FILE = 64 << 10
@@ -68,9 +64,7 @@ _KINDS = {mode: kind_of(mode) for mode in (0o100644, 0o100755, 0o100664, 0o10077
 _lstat = os.lstat
 
 
-def hash_files(
-    root: StrPath, paths: Sequence[str], cache_dir: Path | None = None
-) -> list[FileEntry]:
+def hash_files(root: Path, paths: Sequence[str], cache_dir: Path | None = None) -> list[FileEntry]:
     """Hash ``paths`` (relative to ``root``); files that vanished or are not files are left out.
 
     With ``cache_dir``, files whose stat data matches the cache there are not read, and the cache
@@ -105,7 +99,7 @@ class StatCache:
         #: Whether :meth:`hash_files` found every record as it was, and used them all.
         self.all_hits = False
 
-    def hash_files(self, root: StrPath, paths: Sequence[str]) -> list[FileEntry]:
+    def hash_files(self, root: Path, paths: Sequence[str]) -> list[FileEntry]:
         """Hash ``paths`` (see :func:`hash_files`), reading only files the cache cannot vouch
         for; afterwards :attr:`records` describe exactly the entries returned."""
         prefix = os.path.join(root, "")
@@ -223,8 +217,8 @@ def hash_many(todo: Sequence[Todo]) -> list[FileEntry | None]:
 def _report(writer: int, todo: Sequence[Todo], parent: int) -> None:
     """In the forked child: hash ``todo``, and write one line per file: "KIND DIGEST", "-" when
     it is not a file (any more), "!" when it cannot be read. Once the process ``parent`` that
-    forked it is gone (killed by a signal it cannot handle, or by early.Early.close), it stops
-    after the file at hand rather than hash on for nobody."""
+    forked it is gone (killed by a signal it cannot handle), it stops after the file at hand
+    rather than hash on for nobody."""
     lines = []
     for path, source, info in todo:
         if os.getppid() != parent:
@@ -259,14 +253,13 @@ def hash_in_one_process(todo: Sequence[Todo]) -> list[FileEntry | None]:
             path, source, info = todo[index]
             results[index] = hash_stat(source, path, info)
 
-    if not large:
-        for index, (path, source, info) in enumerate(todo):
-            results[index] = hash_stat(source, path, info)
-        return results
-    from concurrent.futures import ThreadPoolExecutor
+    with contextlib.ExitStack() as stack:
+        others = []
+        if large:
+            from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(workers, "freshinstall-hash") as pool:
-        others = [pool.submit(drain) for _ in range(workers)]
+            pool = stack.enter_context(ThreadPoolExecutor(workers, "freshinstall-hash"))
+            others = [pool.submit(drain) for _ in range(workers)]
         taken = set(large)
         for index, (path, source, info) in enumerate(todo):
             if index not in taken:
@@ -305,8 +298,6 @@ def save(
 ) -> None:
     """Replace the cache atomically (last writer wins); a failure to write is not an error.
     ``written`` is when the run that made the records ended (by default, now)."""
-    import contextlib  # here, not for early.py's child, which never saves
-
     from freshinstall.errors import StampError
     from freshinstall.stamp import _write_atomically
 
