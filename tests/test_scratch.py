@@ -199,6 +199,16 @@ def _group(pgid: int) -> list[int]:
     return [pid for pid in pids if _stat_fields(pid)[2:3] == [str(pgid)]]
 
 
+def _all_stopped(pids: list[int], timeout: float = 1.0) -> bool:
+    """Whether each of ``pids`` stops (or is gone) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(_state(pid) not in {"T", "t", "Z", "X", ""} for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 def _reading(pid: int, path: str) -> int | None:
     """The offset reached in ``path`` by ``pid``, if it has the file open."""
     with contextlib.suppress(OSError):  # gone
@@ -226,6 +236,10 @@ def ctrl_c_while_hashing(
     copy), SIGINT is sent while they are frozen, then they resume, and the interrupt lands in
     the middle of the hashing whatever the machine's speed or load. Fails if that moment never
     comes.
+
+    A look gives up after a second when a member does not stop: a process that has just
+    started git with posix_spawn waits in state D until git runs, and git, stopped too before
+    it could, never does until SIGCONT (a look that waited for it hung CI for good).
     """
     path = os.path.realpath(big)
     size = big.stat().st_size
@@ -234,11 +248,10 @@ def ctrl_c_while_hashing(
         os.killpg(process.pid, signal.SIGSTOP)
         try:
             members = _group(process.pid)
-            while any(_state(pid) not in {"T", "t", "Z", "X", ""} for pid in members):
-                time.sleep(0.001)
+            stopped = _all_stopped(members)  # else this look is skipped
             offsets = [_reading(pid, path) for pid in members if _state(pid) in {"T", "t"}]
             reading = any(offset is not None and offset < size for offset in offsets)
-            if reading and not scratch_dirs(tmp):
+            if stopped and reading and not scratch_dirs(tmp):
                 os.killpg(process.pid, signum)
                 return
         finally:
