@@ -6,6 +6,7 @@ Every test runs freshinstall in a subprocess and never builds or installs anythi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -373,3 +374,96 @@ def test_a_closed_stdout_or_stderr_is_no_crash(
     )
     assert completed.returncode == 0, completed
     assert "Traceback" not in completed.stderr + completed.stdout
+
+
+# --- exiting: the interpreter's teardown is skipped, nothing else -------------------------------
+
+#: Runs ``freshinstall ARGV[2:]`` through launch.run, logging to ARGV[1] which exit handlers
+#: and finalizers ran: "atexit" for one the command registers, "teardown" for an object that
+#: only the interpreter's teardown finalizes. With ``EARLIER`` in the environment, a handler
+#: is registered before run(), as coverage's start-up does; with ``RAISE``, main() raises.
+EXIT_PROBE = """\
+import atexit, os, sys
+from freshinstall import launch
+
+def note(word, open=open, path=sys.argv[1]):  # bound now: the teardown clears builtins
+    with open(path, "a") as log:
+        log.write(word + "\\n")
+
+class Teardown:
+    def __del__(self):
+        note("teardown")
+
+kept = Teardown()
+if "EARLIER" in os.environ:
+    atexit.register(note, "earlier")
+real = launch.main
+
+def main(argv):
+    atexit.register(note, "atexit")
+    if "RAISE" in os.environ:
+        raise RuntimeError("a bug")
+    return real(argv)
+
+launch.main = main
+sys.argv = ["freshinstall", *sys.argv[2:]]
+launch.run()
+"""
+
+
+def exit_probe(tmp_path: Path, *args: str, **env: str) -> tuple[Result, list[str]]:
+    log = tmp_path / "exit.log"
+    log.unlink(missing_ok=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, str(log), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    result = Result(completed.returncode, completed.stdout, completed.stderr)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_exit_runs_the_handlers_then_skips_the_teardown(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """The output is flushed and the exit code kept (launch._skip_teardown), after the exit
+    handlers the command registered; the interpreter's teardown, which only frees memory,
+    is skipped."""
+    root = make_project("setuptools_cli")
+    printed, ran = exit_probe(tmp_path, "fingerprint", "--no-cache", str(root))
+    assert printed.code == 0, printed
+    assert printed.stdout == freshinstall("fingerprint", "--no-cache", root).stdout
+    assert len(printed.stdout) == 65
+    assert ran == ["atexit"]
+
+    failed, ran = exit_probe(tmp_path, "fingerprint", str(tmp_path / "missing"))
+    assert_one_line_error(failed, "missing")
+    assert ran == ["atexit"]
+
+    # The quick path and click's alike.
+    helped, ran = exit_probe(tmp_path, "fingerprint", "--help")
+    assert helped.code == 0, helped
+    assert "Usage: freshinstall fingerprint" in helped.stdout
+    assert ran == ["atexit"]
+
+
+def test_an_earlier_exit_handler_keeps_the_usual_exit(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """A handler registered before the command started (coverage's, a sitecustomize's) is
+    never cut short: then Python exits as usual, teardown included."""
+    root = make_project("setuptools_cli")
+    printed, ran = exit_probe(tmp_path, "fingerprint", str(root), EARLIER="1")
+    assert printed.code == 0, printed
+    assert len(printed.stdout) == 65
+    assert ran == ["atexit", "earlier", "teardown"]
+
+
+def test_an_exception_out_of_main_keeps_the_usual_exit(tmp_path: Path) -> None:
+    """A bug is reported by Python as always: a traceback, exit code 1, then the teardown."""
+    crashed, ran = exit_probe(tmp_path, "fingerprint", str(tmp_path), RAISE="1")
+    assert crashed.code == 1
+    assert crashed.stderr.splitlines()[-1] == "RuntimeError: a bug"
+    assert ran == ["atexit", "teardown"]

@@ -10,6 +10,7 @@ script's code in a process of its own, where the child is made as for a user.
 
 from __future__ import annotations
 
+import gc
 import mmap
 import os
 import signal
@@ -218,6 +219,34 @@ def test_a_change_is_seen_through_the_child(tmp_path: Path) -> None:
     assert after != before
     assert after == computed_here(root)
     assert None not in taken
+
+
+@pytest.mark.parametrize("collecting", [True, False], ids=["gc-on", "gc-off"])
+def test_garbage_collection_is_off_while_the_child_runs_then_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, collecting: bool
+) -> None:
+    """launch.fingerprint_text turns garbage collection off before the fork, in the child as
+    in the parent, and leaves it as it found it for a library caller."""
+    root = project_at(tmp_path / "project", in_git=True)
+    seen: list[bool] = []
+    real = early._send
+
+    def send(writer: int, where: str, ready: mmap.mmap, parent: int) -> None:
+        seen.append(gc.isenabled())  # in the child: only the parent's list, changed below
+        assert not gc.isenabled()
+        real(writer, where, ready, parent)
+
+    monkeypatch.setattr(early, "_send", send)
+    taken: list[int | None] = []
+    (gc.enable if collecting else gc.disable)()
+    try:
+        with_child(root, taken, lambda _: seen.append(gc.isenabled()))
+        assert gc.isenabled() == collecting
+    finally:
+        gc.enable()
+    assert seen == [False]  # in the parent while the child runs
+    assert len(taken) == 1
+    assert taken[0] is not None  # the child's assertion held: it sent its results
 
 
 def test_a_child_that_fails_leaves_the_work_to_the_parent(
