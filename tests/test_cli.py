@@ -381,7 +381,9 @@ def test_a_closed_stdout_or_stderr_is_no_crash(
 #: Runs ``freshinstall ARGV[2:]`` through launch.run, logging to ARGV[1] which exit handlers
 #: and finalizers ran: "atexit" for one the command registers, "teardown" for an object that
 #: only the interpreter's teardown finalizes. With ``EARLIER`` in the environment, a handler
-#: is registered before run(), as coverage's start-up does; with ``RAISE``, main() raises.
+#: is registered before run(), as coverage's start-up does; with ``RAISE``, main() raises;
+#: with ``UNFLUSHED``, that text is written to stdout after main() and never flushed by it,
+#: and with ``FULL`` as well, to a full disk.
 EXIT_PROBE = """\
 import atexit, os, sys
 from freshinstall import launch
@@ -390,6 +392,8 @@ def note(word, open=open, path=sys.argv[1]):  # bound now: the teardown clears b
     with open(path, "a") as log:
         log.write(word + "\\n")
 
+if atexit._ncallbacks():
+    note("registered before the probe")
 class Teardown:
     def __del__(self):
         note("teardown")
@@ -403,7 +407,11 @@ def main(argv):
     atexit.register(note, "atexit")
     if "RAISE" in os.environ:
         raise RuntimeError("a bug")
-    return real(argv)
+    code = real(argv)
+    if "FULL" in os.environ:  # stdout now goes to a full disk
+        os.dup2(os.open("/dev/full", os.O_WRONLY), 1)
+    sys.stdout.write(os.environ.get("UNFLUSHED", ""))
+    return code
 
 launch.main = main
 sys.argv = ["freshinstall", *sys.argv[2:]]
@@ -411,18 +419,25 @@ launch.run()
 """
 
 
-def exit_probe(tmp_path: Path, *args: str, **env: str) -> tuple[Result, list[str]]:
+def exit_probe(
+    tmp_path: Path, *args: str, python: tuple[str, ...] = (), **env: str
+) -> tuple[Result, list[str]]:
+    """Run EXIT_PROBE with ``args`` (and ``python`` options): its result, and what it logged.
+    Its stdout is buffered (a pipe, and no PYTHONUNBUFFERED), as a user's would be."""
     log = tmp_path / "exit.log"
     log.unlink(missing_ok=True)
     completed = subprocess.run(
-        [sys.executable, "-c", EXIT_PROBE, str(log), *args],
+        [sys.executable, *python, "-c", EXIT_PROBE, str(log), *args],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, **env},
     )
     result = Result(completed.returncode, completed.stdout, completed.stderr)
-    return result, log.read_text().splitlines() if log.exists() else []
+    ran = log.read_text().splitlines() if log.exists() else []
+    if "registered before the probe" in ran:
+        pytest.skip("an exit handler is registered at start-up here (coverage?)")
+    return result, ran
 
 
 def test_the_exit_runs_the_handlers_then_skips_the_teardown(
@@ -466,4 +481,27 @@ def test_an_exception_out_of_main_keeps_the_usual_exit(tmp_path: Path) -> None:
     crashed, ran = exit_probe(tmp_path, "fingerprint", str(tmp_path), RAISE="1")
     assert crashed.code == 1
     assert crashed.stderr.splitlines()[-1] == "RuntimeError: a bug"
+    assert ran == ["atexit", "teardown"]
+
+
+def test_the_exit_flushes_what_is_left_to_write(make_project: MakeProject, tmp_path: Path) -> None:
+    """What is still in stdout's buffer when main() returns is written; when it cannot be
+    (a full disk), Python reports it and exits with 120 as it always did, teardown included."""
+    root = make_project("setuptools_cli")
+    printed, ran = exit_probe(tmp_path, "fingerprint", str(root), UNFLUSHED="left over\n")
+    assert printed.code == 0, printed
+    assert printed.stdout.splitlines()[1:] == ["left over"]
+    assert ran == ["atexit"]
+
+    failed, ran = exit_probe(tmp_path, "fingerprint", str(root), UNFLUSHED="x", FULL="1")
+    assert failed.code == 120, failed
+    assert "No space left on device" in failed.stderr
+    assert ran == ["atexit", "teardown"]
+
+
+def test_development_mode_keeps_the_usual_exit(make_project: MakeProject, tmp_path: Path) -> None:
+    """With ``-X dev``, the teardown runs: it is where Python reports files left open."""
+    root = make_project("setuptools_cli")
+    printed, ran = exit_probe(tmp_path, "fingerprint", str(root), python=("-X", "dev"))
+    assert printed.code == 0, printed
     assert ran == ["atexit", "teardown"]

@@ -249,6 +249,21 @@ def test_garbage_collection_is_off_while_the_child_runs_then_as_it_was(
     assert taken[0] is not None  # the child's assertion held: it sent its results
 
 
+def test_garbage_collection_is_back_on_when_the_fork_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors for the pipe, say: the error goes up, and collections are on."""
+    root = project_at(tmp_path / "project", in_git=True)
+
+    def pipe() -> tuple[int, int]:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "pipe", pipe)
+    with pytest.raises(OSError, match="Too many open files"):
+        launch.fingerprint_text(root, no_cache=True, as_json=False)
+    assert gc.isenabled()
+
+
 def test_a_child_that_fails_leaves_the_work_to_the_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

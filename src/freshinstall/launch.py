@@ -33,14 +33,19 @@ COMMANDS = frozenset({"install", "fingerprint", "status", "doctor", "watch", "cl
 
 
 def run() -> None:
-    """The console script."""
+    """The console script: runs the command line, then ends the process with its exit code.
+
+    It ends the process even for a caller that catches SystemExit (see :func:`_skip_teardown`);
+    code that runs freshinstall in its own process and goes on calls :func:`main` instead.
+    """
     import atexit
 
     # Registered before the command runs, so that it runs after every exit handler the
     # command registers. Not when a handler came first (from sitecustomize, or coverage's
-    # process start-up), which it would cut short; nor where atexit cannot tell.
+    # process start-up), which it would cut short; nor where atexit cannot tell; nor in
+    # Python's development mode, whose teardown reports files left open.
     registered = getattr(atexit, "_ncallbacks", None)
-    if registered is not None and registered() == 0:
+    if registered is not None and registered() == 0 and not sys.flags.dev_mode:
         atexit.register(_skip_teardown, os.getpid())
     code = main(sys.argv[1:])
     _Exit.code = code
@@ -59,11 +64,11 @@ def _skip_teardown(pid: int) -> None:
     and full garbage collections over every object the imports made. That does nothing a
     command needs: each closes what it opens, non-daemon threads have been joined, and the
     atexit handlers (weakref.finalize's, which removes forgotten temporary directories,
-    among them) have run. Yet it took a fifth of ``freshinstall fingerprint --no-cache`` on
-    a small project (docs/performance.md, "Exiting"). So the output is flushed and the
-    process ends with os._exit. Not after an exception escaped main(), which Python reports
-    as always; not when the flush fails (a closed pipe), which Python reports too; not in a
-    forked child, which exits its own way (quick.fork).
+    among them) have run. Yet it took a quarter to a third of ``freshinstall fingerprint
+    --no-cache`` on a small project (docs/performance.md, "Exiting"). So the output is
+    flushed and the process ends with os._exit. Not after an exception escaped main(), which
+    Python reports as always; not when the flush fails (a closed pipe, a full disk), which
+    Python reports too; not in a forked child, which exits its own way (quick.fork).
     """
     if _Exit.code is None or os.getpid() != pid:
         return
@@ -166,16 +171,16 @@ def fingerprint_text(path: str | Path, *, no_cache: bool, as_json: bool) -> str:
             return answer
     early = None
     collecting = gc.isenabled()
-    if no_cache:  # the inputs are listed and hashed while the rest is imported: see early.py
-        from freshinstall import early as early_module
-
-        # No garbage collections while the child runs: the imports make many objects, each
-        # collection visits them, and this run makes next to no cyclic garbage. Measured 10%
-        # faster at 1,000 files (docs/performance.md, "Exiting"); gc's documentation gives
-        # the same advice for a process that forks (gc.freeze).
-        gc.disable()
-        early = early_module.start(os.fspath(path))
     try:
+        if no_cache:  # the inputs are listed and hashed while the rest is imported: early.py
+            from freshinstall import early as early_module
+
+            # No garbage collections in this computation, the child's included: the imports
+            # make many objects, each collection visits them all (and writes to the pages the
+            # two processes share), and the computation makes next to no cyclic garbage. 13%
+            # faster at 1,000 files (docs/performance.md, "Exiting").
+            gc.disable()
+            early = early_module.start(os.fspath(path))
         from freshinstall import config
         from freshinstall.inputs import fingerprint_project
         from freshinstall.project import load_project
@@ -186,10 +191,12 @@ def fingerprint_text(path: str | Path, *, no_cache: bool, as_json: bool) -> str:
             project, settings, use_cache=not no_cache, create_dist=True, early=early
         )
     finally:
-        if early is not None:
-            early.close()
-        if collecting:
-            gc.enable()
+        try:
+            if early is not None:
+                early.close()
+        finally:
+            if collecting:
+                gc.enable()
     if not as_json:
         return result.digest
     import json
