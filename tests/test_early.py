@@ -249,6 +249,19 @@ def test_garbage_collection_is_off_while_the_child_runs_then_as_it_was(
     assert taken[0] is not None  # the child's assertion held: it sent its results
 
 
+def test_garbage_collection_stays_off_in_the_console_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the console script, which ends right after, collections stay off to the end."""
+    root = project_at(tmp_path / "project", in_git=True)
+    monkeypatch.setattr(launch._Exit, "ends", True)
+    try:
+        assert launch.fingerprint_text(root, no_cache=True, as_json=False) == computed_here(root)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_garbage_collection_is_back_on_when_the_fork_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
