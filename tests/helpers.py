@@ -159,3 +159,19 @@ def kill_then_no_more_reads(run: subprocess.Popen[bytes], log: Path, readers: in
     time.sleep(0.5)  # ten files more, if they went on
     assert log.read_text() == lines
     assert lines.count("\n") < 30
+
+
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...); [] once
+    the process is gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return []
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def process_state(pid: int) -> str:
+    """The process's state letter (R, S, D, T, Z, ...), or "" once it is gone."""
+    fields = proc_stat(pid)
+    return fields[0] if fields else ""

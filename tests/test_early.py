@@ -26,7 +26,14 @@ import pytest
 from freshinstall import config, early, fingerprint, inputs, launch, project, quick
 from freshinstall.errors import FingerprintError, ProjectError
 from freshinstall.project import load_project
-from tests.helpers import SLOW_LOGGED_READS, commit_all, git, kill_then_no_more_reads, write
+from tests.helpers import (
+    SLOW_LOGGED_READS,
+    commit_all,
+    git,
+    kill_then_no_more_reads,
+    process_state,
+    write,
+)
 from tests.test_quick import FILES, NON_UTF8_NAME, SCM, child_pids, make_project
 from tests.test_statcache import refuse_to_read
 
@@ -98,15 +105,8 @@ def with_child(
 def when_done(pid: int) -> None:
     """Wait until the child ``pid`` has exited (it stays a zombie until the parent reaps it)."""
     deadline = time.monotonic() + 60
-    while _state(pid) not in {"Z", ""} and time.monotonic() < deadline:
+    while process_state(pid) not in {"Z", ""} and time.monotonic() < deadline:
         time.sleep(0.005)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return ""
 
 
 def hashed_by(monkeypatch: pytest.MonkeyPatch, log: Path, *, slow: float = 0.0) -> None:

@@ -24,7 +24,7 @@ from freshinstall.config import Settings
 from freshinstall.fingerprint import Fingerprint
 from freshinstall.project import load_project
 from tests.helpers import SHORT_MARGIN_NS as MARGIN_NS
-from tests.helpers import commit_all, git, settle, write
+from tests.helpers import commit_all, git, proc_stat, settle, write
 
 STATIC = "[project]\nname = 'demo'\nversion = '1.0'\n"
 SCM = """\
@@ -143,19 +143,8 @@ def same_size_edit(path: Path) -> None:
 
 def child_pids() -> set[int]:
     """This process's children, zombies included, from /proc (nothing is reaped)."""
-    me, found = os.getpid(), set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as file:
-                data = file.read()
-        except OSError:  # gone meanwhile
-            continue
-        fields = data[data.rindex(b")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
-        if int(fields[1]) == me:
-            found.add(int(entry))
-    return found
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    return {pid for pid in pids if proc_stat(pid)[1:2] == [str(os.getpid())]}
 
 
 @pytest.fixture(autouse=True)

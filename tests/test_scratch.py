@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MakeProject
-from tests.helpers import Sandbox, freshinstall, kill_groups, start_group
+from tests.helpers import Sandbox, freshinstall, kill_groups, proc_stat, process_state, start_group
 from tests.test_reliability import (
     MAIN,
     STCLI_MODULES,
@@ -178,31 +178,16 @@ def test_cleanup_leaves_live_unmarked_and_linked_directories_alone(
 # -- Ctrl-C while fingerprinting ----------------------------------------------------------------
 
 
-def _state(pid: int) -> str:
-    """The process's state letter (R, S, D, T, Z, ...), or "" once it is gone."""
-    return _stat_fields(pid)[0]
-
-
-def _stat_fields(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...); [""]
-    once the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return [""]
-    return text.rpartition(")")[2].split()
-
-
 def _group(pgid: int) -> list[int]:
     """The processes of process group ``pgid``: the run, and the children it forked to hash."""
     pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    return [pid for pid in pids if _stat_fields(pid)[2:3] == [str(pgid)]]
+    return [pid for pid in pids if proc_stat(pid)[2:3] == [str(pgid)]]
 
 
 def _all_stopped(pids: list[int], timeout: float = 1.0) -> bool:
     """Whether each of ``pids`` stops (or is gone) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while any(_state(pid) not in {"T", "t", "Z", "X", ""} for pid in pids):
+    while any(process_state(pid) not in {"T", "t", "Z", "X", ""} for pid in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.001)
@@ -218,6 +203,12 @@ def _reading(pid: int, path: str) -> int | None:
                     info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
                     return int(info.split("pos:")[1].split()[0])
     return None
+
+
+def _hashing(pids: list[int], path: str, size: int) -> bool:
+    """Whether one of ``pids``, stopped, has ``path`` open with bytes of it still to read."""
+    offsets = [_reading(pid, path) for pid in pids if process_state(pid) in {"T", "t"}]
+    return any(offset is not None and offset < size for offset in offsets)
 
 
 def ctrl_c_while_hashing(
@@ -248,10 +239,7 @@ def ctrl_c_while_hashing(
         os.killpg(process.pid, signal.SIGSTOP)
         try:
             members = _group(process.pid)
-            stopped = _all_stopped(members)  # else this look is skipped
-            offsets = [_reading(pid, path) for pid in members if _state(pid) in {"T", "t"}]
-            reading = any(offset is not None and offset < size for offset in offsets)
-            if stopped and reading and not scratch_dirs(tmp):
+            if _all_stopped(members) and _hashing(members, path, size) and not scratch_dirs(tmp):
                 os.killpg(process.pid, signum)
                 return
         finally:
