@@ -7,9 +7,11 @@ tree), warms the caches up once, and then times whole processes, round by round:
 
 * ``uv tool install --force .``: the anchor, what users type today;
 * ``uv tool install --force --reinstall .``: a second anchor, a forced rebuild with uv;
-* ``freshinstall --force .``: the changed-tree path (clean build and install), once after
-  deleting the build environments freshinstall keeps (the first build of the hour) and once
-  reusing the environment that run made (every later build);
+* ``freshinstall --force .``: the changed-tree path (clean build and install) three ways:
+  with no build environment kept (the first build ever of a set of build requirements, or after
+  a week without one), with the kept environment last checked over an hour ago (the first build
+  of each hour: uv resolves the requirements again before the environment is used), and reusing
+  the environment as every other build does;
 * ``freshinstall .`` when nothing changed: the no-change path;
 * ``python -c pass`` and ``python -c "import click"``: the floors of any Python CLI.
 
@@ -44,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from freshinstall import buildenv
 from freshinstall.errors import FreshinstallError
 from freshinstall.install import find_uv
 
@@ -57,8 +60,12 @@ CHANGED_TARGET = 1.25
 ANCHOR = "uv tool install --force ."
 NO_CHANGE = "freshinstall ."
 CHANGED = "freshinstall --force ."
-#: The same with no build environment kept from an earlier build (the first build in an hour).
+#: The same when the kept build environment was last checked over an hour ago.
+HOUR_BUILD = "freshinstall --force . (first of the hour)"
+#: The same with no build environment kept from an earlier build.
 FIRST_BUILD = "freshinstall --force . (new build env)"
+#: What is done to freshinstall's kept build environments before a run (untimed).
+KEEP, EXPIRE, DELETE = "keep", "expire", "delete"
 
 
 class BenchmarkError(Exception):
@@ -72,8 +79,8 @@ class Command:
     label: str
     argv: tuple[str, ...]
     expect: str | None = None
-    #: Delete freshinstall's kept build environments first (untimed): a first build.
-    new_build_env: bool = False
+    #: KEEP the kept build environments, EXPIRE them (last checked two hours ago) or DELETE them.
+    build_envs: str = KEEP
 
 
 @dataclass(frozen=True)
@@ -160,8 +167,13 @@ def _run(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> str:
 
 def time_once(command: Command, sandbox: Sandbox) -> float:
     """Wall-clock seconds of one whole process, checked to have done the expected thing."""
-    if command.new_build_env:
-        shutil.rmtree(Path(sandbox.env["XDG_CACHE_HOME"], "freshinstall", "build-envs"))
+    kept = Path(sandbox.env["XDG_CACHE_HOME"], "freshinstall", "build-envs")
+    if command.build_envs == DELETE:
+        shutil.rmtree(kept)
+    elif command.build_envs == EXPIRE:
+        then = time.time_ns() - 2 * 3600 * 10**9
+        for marker in kept.glob(f"*/{buildenv.COMPLETE}"):
+            os.utime(marker, ns=(then, then))
     start = time.perf_counter()
     completed = subprocess.run(
         command.argv,
@@ -198,10 +210,10 @@ def commands(uv: str) -> list[Command]:
             (uv, "tool", "install", "--force", "--reinstall", "."),
         ),
         Command(
-            FIRST_BUILD,
-            (*freshinstall, "--force", "."),
-            expect="built and installed",
-            new_build_env=True,
+            FIRST_BUILD, (*freshinstall, "--force", "."), "built and installed", build_envs=DELETE
+        ),
+        Command(
+            HOUR_BUILD, (*freshinstall, "--force", "."), "built and installed", build_envs=EXPIRE
         ),
         Command(CHANGED, (*freshinstall, "--force", "."), expect="built and installed"),
         Command(NO_CHANGE, (*freshinstall, "."), expect="is up to date"),
@@ -249,7 +261,8 @@ def report(results: list[Result], info: dict[str, Any], runs: int) -> dict[str, 
     by_label = {result.label: result for result in results}
     anchor = by_label[ANCHOR].median
     no_change = by_label[NO_CHANGE].median / anchor
-    changed = by_label[CHANGED].median / anchor
+    # Every build with a kept environment: within the hour, or the first of an hour.
+    changed = max(by_label[CHANGED].median, by_label[HOUR_BUILD].median) / anchor
     first = by_label[FIRST_BUILD].median / anchor
     return {
         "machine": info,
@@ -316,12 +329,13 @@ def render(data: dict[str, Any]) -> str:
         f"{no_change['ratio']:.3f}x (target ≤ 1/10 = {NO_CHANGE_TARGET:.2f}x)"
     )
     changed_line = (
-        f"{'PASS' if changed['pass'] else 'FAIL'}: {CHANGED} / {ANCHOR} = "
-        f"{changed['ratio']:.2f}x (target ≤ {CHANGED_TARGET:.2f}x, issue 3)"
+        f"{'PASS' if changed['pass'] else 'FAIL'}: {CHANGED}, the slower of within and first "
+        f"of the hour / {ANCHOR} = {changed['ratio']:.2f}x (target ≤ {CHANGED_TARGET:.2f}x, "
+        "issue 3)"
     )
     first_line = (
-        f"info: {FIRST_BUILD} / {ANCHOR} = {data['first_build']['ratio']:.2f}x "
-        "(the first build of the hour makes its build environment)"
+        f"info: {FIRST_BUILD} / {ANCHOR} = {data['first_build']['ratio']:.2f}x (the first "
+        "build of a set of build requirements makes its build environment)"
     )
     lines += ["", no_change_line, changed_line, first_line]
     return "\n".join(lines)

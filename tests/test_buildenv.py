@@ -20,6 +20,7 @@ from tests.helpers import Sandbox, freshinstall
 pytestmark = pytest.mark.slow
 
 HOUR_NS = 3600 * 10**9
+WEEK_NS = 7 * 24 * HOUR_NS
 
 #: An in-tree backend that asks, at build time, for one more requirement than it declares.
 ASKING_BACKEND = """\
@@ -61,9 +62,7 @@ def test_the_second_build_reuses_the_environment(
     assert json.loads((first / buildenv.COMPLETE).read_text()) == ["setuptools>=64"]
     marker = (first / buildenv.COMPLETE).stat().st_mtime_ns
 
-    (project / "src" / "stcli" / "cli.py").write_text(
-        "def main():\n    print('second')\n", encoding="utf-8"
-    )
+    edit(project, "second")
     installed(project)
     assert envs(sandbox) == [first]
     assert (first / buildenv.COMPLETE).stat().st_mtime_ns == marker
@@ -84,20 +83,126 @@ def test_other_build_requirements_get_their_own_environment(
     assert contents == [["setuptools>=64"], ["setuptools>=64", "wheel"]]
 
 
-def test_an_environment_is_reused_for_an_hour_and_deleted_after_a_day(
+def set_checked(env: Path, nanoseconds_ago: int) -> int:
+    """Make ``env`` look last checked ``nanoseconds_ago`` (its marker's mtime); returns when."""
+    when = time.time_ns() - nanoseconds_ago
+    os.utime(env / buildenv.COMPLETE, ns=(when, when))
+    return when
+
+
+def edit(project: Path, text: str) -> None:
+    (project / "src" / "stcli" / "cli.py").write_text(
+        f"def main():\n    print({text!r})\n", encoding="utf-8"
+    )
+
+
+def pretend_older_setuptools(env: Path) -> None:
+    """Make ``env`` look as if made before the setuptools release uv resolves today."""
+    (dist_info,) = env.glob("lib/python*/site-packages/setuptools-*.dist-info")
+    dist_info.rename(dist_info.with_name("setuptools-64.0.0.dist-info"))
+
+
+def test_an_environment_unchecked_for_an_hour_is_reused_if_it_holds_what_uv_resolves(
     make_project: MakeProject, sandbox: Sandbox
 ) -> None:
     project = make_project("setuptools_cli")
     installed(project)
     (first,) = envs(sandbox)
-    expired = age(first, HOUR_NS + 10**9)
+    stale = set_checked(first, HOUR_NS + 10**9)
+    edit(project, "second")
     installed(project)
-    assert envs(sandbox)[0] == expired  # kept: a build may still be using it
-    (second,) = envs(sandbox)[1:]
+    assert envs(sandbox) == [first]
+    assert (first / buildenv.COMPLETE).stat().st_mtime_ns > stale + HOUR_NS  # checked now
+    assert sandbox.run_tool("stcli") == "second"
 
-    age(expired, 23 * HOUR_NS)  # now made more than a day ago
+
+def test_an_environment_that_no_longer_holds_what_uv_resolves_is_replaced_after_the_hour(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = make_project("setuptools_cli")
     installed(project)
-    assert envs(sandbox) == [second]
+    (first,) = envs(sandbox)
+    pretend_older_setuptools(first)
+    edit(project, "within the hour")
+    installed(project)
+    assert envs(sandbox) == [first]  # within the hour: handed out without a question
+
+    stale = set_checked(first, HOUR_NS + 10**9)
+    edit(project, "after the hour")
+    installed(project)
+    assert envs(sandbox)[0] == first  # kept: a build may still be using it
+    assert (first / buildenv.COMPLETE).stat().st_mtime_ns == stale
+    (second,) = envs(sandbox)[1:]
+    assert list(second.glob("lib/python*/site-packages/setuptools-*.dist-info")) != []
+    assert not list(second.glob("lib/python*/site-packages/setuptools-64.0.0.dist-info"))
+    assert sandbox.run_tool("stcli") == "after the hour"
+
+
+UV_WITHOUT_COMPILE = """\
+#!{python}
+import os, sys
+if sys.argv[1:3] == ["pip", "compile"]:
+    sys.exit("error: no network today")
+os.execv({uv!r}, [{uv!r}, *sys.argv[1:]])
+"""
+
+
+def test_an_environment_uv_cannot_check_is_replaced_after_the_hour(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freshinstall.install import find_uv
+
+    wrapper = tmp_path / "wrapper" / "uv"
+    wrapper.parent.mkdir()
+    wrapper.write_text(UV_WITHOUT_COMPILE.format(python=sys.executable, uv=find_uv()))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    set_checked(first, HOUR_NS + 10**9)
+    edit(project, "second")
+    installed(project)
+    assert len(envs(sandbox)) == 2
+    assert sandbox.run_tool("stcli") == "second"
+
+
+def test_an_environment_unused_for_a_week_is_deleted_unless_a_build_holds_its_key(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    import filelock
+
+    project = make_project("setuptools_cli")
+    installed(project)
+    (old,) = envs(sandbox)
+    old = age(old, WEEK_NS + HOUR_NS)
+    set_checked(old, WEEK_NS + HOUR_NS)
+    other = make_project("setuptools_cli", dest="other")  # another key: another environment
+    pyproject = other / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('"setuptools>=64"', '"setuptools>=64", "wheel"')
+    )
+    key = old.name.rpartition("-")[0]
+    with filelock.FileLock(old.parent / f"{key}.lock"):  # a build is checking it right now
+        installed(other)
+        assert old in envs(sandbox)
+    edit(other, "again")
+    installed(other)
+    assert old not in envs(sandbox)
+    assert len(envs(sandbox)) == 1
+
+
+def test_an_environment_checked_within_the_week_is_kept(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    first = age(first, WEEK_NS + HOUR_NS)  # made more than a week ago, checked since
+    set_checked(first, 2 * HOUR_NS)
+    edit(project, "second")
+    installed(project)
+    assert envs(sandbox) == [first]
 
 
 def test_a_half_made_environment_is_never_used(make_project: MakeProject, sandbox: Sandbox) -> None:
@@ -297,3 +402,20 @@ def test_a_full_cache_disk_falls_back_to_a_throw_away_environment(
     installed(project)
     assert "stcli.cli" in sandbox.run_tool("stcli")
     assert not list((small_fs / "freshinstall" / "build-envs").glob("*-*"))  # none half made
+
+
+def test_only_pins_by_name_and_version_can_be_compared() -> None:
+    assert buildenv._pins(["Trove_Classifiers==2026.01.0", "", "  setuptools==84.2.1  "]) == {
+        "trove-classifiers": "2026.1.0",
+        "setuptools": "84.2.1",
+    }
+    assert buildenv._pins([]) == {}
+    for line in [
+        "mybackend @ https://example.invalid/mybackend-1.0-py3-none-any.whl",
+        "mybackend @ file:///somewhere",
+        "--index-url https://example.invalid/simple",
+        "setuptools==84.2.1 ; python_version < '4'",
+        "setuptools>=64",
+        "==1.0",
+    ]:
+        assert buildenv._pins(["packaging==26.0", line]) is None, line

@@ -24,9 +24,12 @@ def run(
     cwd: StrPath | None = None,
     env: Mapping[str, str] | None = None,
     stream: bool = False,
+    stdin: bytes | None = None,
+    capture: bool = False,
 ) -> str:
     """Run ``argv`` and return its combined output as text (see :func:`run_bytes`)."""
-    return run_bytes(argv, cwd=cwd, env=env, stream=stream).decode(errors="replace")
+    output = run_bytes(argv, cwd=cwd, env=env, stream=stream, stdin=stdin, capture=capture)
+    return output.decode(errors="replace")
 
 
 def run_bytes(
@@ -35,12 +38,16 @@ def run_bytes(
     cwd: StrPath | None = None,
     env: Mapping[str, str] | None = None,
     stream: bool = False,
+    stdin: bytes | None = None,
+    capture: bool = False,
 ) -> bytes:
     """Run ``argv`` and return its combined output.
 
     With ``stream`` the command is echoed as ``$ ...`` and its output goes straight to our
     stderr (stdout stays reserved for results); otherwise the output is captured and carried
     by the :class:`CommandError` raised when the command fails, so it can be replayed.
+    ``capture`` captures and returns the output in any case (echoed afterwards with
+    ``stream``); ``stdin`` is the command's input (else it reads nothing).
     """
     import subprocess  # here: the fingerprint's start-up does without it (see quick.start_git)
 
@@ -49,13 +56,14 @@ def run_bytes(
         import shlex
 
         print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
-    sink = _stderr_fd() if stream else None
+    sink = _stderr_fd() if stream and not capture else None
     try:
         completed = subprocess.run(
             args,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             stdout=subprocess.PIPE if sink is None else sink,
             stderr=subprocess.STDOUT,
             check=False,

@@ -1,4 +1,4 @@
-"""Isolated build environments, made by uv and kept for an hour per set of build requirements.
+"""Isolated build environments, made by uv and kept while they hold what a new one would.
 
 A build environment holds the project's build requirements and nothing else, whichever way it
 was made, so a reused one gives the same wheel as a new one. Making a new one for every build
@@ -11,15 +11,20 @@ Rules, so that reuse never changes a build:
 * The key is everything that chooses the environment's contents: the requirements, ``--python``,
   the uv executable, the UV_* variables (index, resolution and interpreter settings) and, when no
   interpreter is given, PATH, which uv searches for one.
-* An environment is reused for an hour after it was made; after that a new one resolves the
-  requirements again, so a new release of a backend reaches builds within the hour (a new
-  environment per build would see it as soon as uv's cached index pages expire, which uv
-  keeps as long as the index's Cache-Control header allows; pypa/pip#13680).
+* An environment is handed out without a question for an hour after it was made or last
+  checked. After that, uv resolves the requirements again (``uv pip compile``, with the same
+  index and settings as the install); the environment is used, and counts as checked, only when
+  it holds exactly that resolution, name for name and version for version. Otherwise (a new
+  release of a backend, a requirement uv cannot pin by version, uv failing) a new environment
+  is made. So a new release reaches builds within the hour, as uv's own cached index pages
+  allow (it keeps them as long as the index's Cache-Control header says; pypa/pip#13680).
 * Requirements a backend asks for at build time (``get_requires_for_build_wheel``) are never
   added to a shared environment: the build moves to the environment keyed by all of them.
-* An environment is used only once complete (a marker written after the install), made under a
-  lock per key, never renamed (scripts in it hold absolute paths), and deleted a day after it was
-  made, by which time no build can still be using it (none is handed out after its first hour).
+* An environment is used only once complete (a marker written after the install, whose mtime
+  says when it was made or last checked), made and checked under a lock per key, never renamed
+  (scripts in it hold absolute paths), and deleted, under its key's lock, once it has gone
+  unchecked for a week: no build can still be using it, since none gets it an hour after a
+  check.
 * A cache directory that cannot be written means a throw-away environment in the build's
   scratch directory, as before.
 
@@ -29,22 +34,25 @@ is always safe between runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from freshinstall._process import last_line, run
 from freshinstall.errors import BuildError, CommandError
 
 SCHEME = "freshinstall-buildenv-1"
-#: How long after it was made an environment is handed to new builds.
+#: How long after it was made or last checked an environment is handed out without a check.
 REUSE_NS = 3600 * 10**9
-#: How long after it was made an environment (or a half-made one) is deleted.
-DELETE_NS = 24 * 3600 * 10**9
+#: How long an environment can go unchecked (a half-made one: since it was made) before it is
+#: deleted.
+DELETE_NS = 7 * 24 * 3600 * 10**9
+#: Written once the environment is complete; its mtime is when it was made or last checked.
 COMPLETE = "freshinstall-complete"
 #: Beside the marker: the identity of the interpreter the environment was made on.
 INTERPRETER = "freshinstall-interpreter"
@@ -55,8 +63,8 @@ class BuildEnv:
 
     def __init__(self, path: Path, uv: str, *, stream: bool) -> None:
         self.path = path
-        self._uv = uv
-        self._stream = stream
+        self.uv = uv
+        self.stream = stream
         self.bin_dir = path / ("Scripts" if os.name == "nt" else "bin")
 
     @classmethod
@@ -91,10 +99,10 @@ class BuildEnv:
     def install(self, requirements: Collection[str]) -> None:
         if not requirements:
             return
-        argv = [self._uv, "pip", "install", "--python", self.python_executable]
+        argv = [self.uv, "pip", "install", "--python", self.python_executable]
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         try:
-            run([*argv, *sorted(requirements)], cwd=self.path, env=env, stream=self._stream)
+            run([*argv, *sorted(requirements)], cwd=self.path, env=env, stream=self.stream)
         except CommandError as error:
             reason = f"could not install the build requirements: {last_line(error.output)}"
             raise BuildError(reason, error.output) from None
@@ -122,10 +130,15 @@ def environment(
         return _throw_away(requirements, scratch, uv=uv, python=python, stream=stream)
     try:
         now = time.time_ns()
-        _delete_old(cache, now)
+        _delete_unused(cache, key, now)
         found = _reusable(cache, key, now)
         if found is not None:
-            return BuildEnv(found, uv, stream=stream)
+            env = BuildEnv(found, uv, stream=stream)
+            if _checked(found) > now - REUSE_NS:
+                return env
+            if holds_resolution(env, requirements):
+                os.utime(found / COMPLETE, ns=(now, now))
+                return env
         path = cache / f"{key}-{now}"
         try:
             env = _fill(BuildEnv.create(path, uv, python=python, stream=stream), requirements)
@@ -267,12 +280,22 @@ def _created(path: Path) -> int | None:
     return int(created) if dash and created.isdigit() else None
 
 
+def _checked(path: Path) -> int:
+    """When the environment ``path`` was made or last found to hold its resolution (0: never,
+    it is not complete)."""
+    try:
+        return (path / COMPLETE).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def _reusable(cache: Path, key: str, now: int) -> Path | None:
-    """The newest complete environment of ``key`` made less than REUSE_NS ago, if any."""
+    """The newest complete environment of ``key`` made on the interpreter it would be made on
+    now, if any (made before ``now``: a clock set back does not hand out a newer one)."""
     candidates = []
     for path in cache.glob(f"{key}-*"):
         created = _created(path)
-        if created is not None and now - REUSE_NS < created <= now:
+        if created is not None and created <= now:
             candidates.append((created, path))
     for _, path in sorted(candidates, reverse=True):
         # The interpreter it was made on must be the very same file still: not removed,
@@ -286,9 +309,87 @@ def _reusable(cache: Path, key: str, now: int) -> Path | None:
     return None
 
 
-def _delete_old(cache: Path, now: int) -> None:
-    """Environments (complete or not) made more than DELETE_NS ago: no build can be using them."""
-    for path in cache.iterdir():
+def _delete_unused(cache: Path, key: str, now: int) -> None:
+    """Delete the environments (complete or not) unchecked for DELETE_NS: no build can be using
+    them. Each is deleted under its key's lock, checked again there, so that a build checking
+    it at that moment keeps it; ``key``'s lock is already held. Never raises."""
+    import filelock
+
+    try:
+        paths = list(cache.iterdir())
+    except OSError:
+        return
+    for path in paths:
         created = _created(path)
-        if created is not None and created < now - DELETE_NS and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+        if created is None or not path.is_dir() or _last_used(path, created) >= now - DELETE_NS:
+            continue
+        owner = path.name.rpartition("-")[0]
+        lock = None if owner == key else filelock.FileLock(cache / f"{owner}.lock")
+        try:
+            if lock is not None:
+                lock.acquire(timeout=0)
+        except (filelock.Timeout, OSError):
+            continue  # a build holds it: it may be checking this one
+        try:
+            if _last_used(path, created) < now - DELETE_NS:
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            if lock is not None:
+                with contextlib.suppress(OSError):
+                    lock.release()
+
+
+def _last_used(path: Path, created: int) -> int:
+    return max(created, _checked(path))
+
+
+def holds_resolution(env: BuildEnv, requirements: Collection[str]) -> bool:
+    """Whether ``env`` holds exactly what a new environment of ``requirements`` would get now.
+
+    uv resolves them again for the environment's interpreter, with the settings the install
+    would use (``uv pip compile``, run where ``uv pip install`` runs), and the result must be
+    the distributions installed in ``env``, name for name and version for version: a new
+    release, or a dependency a backend dropped, means no. So does anything that cannot be
+    compared: a requirement pinned to a URL or a path, an unreadable environment, uv failing
+    (offline without a cached answer, say).
+    """
+    argv = [env.uv, "pip", "compile", "-", "--python", env.python_executable]
+    argv += ["--no-header", "--no-annotate", "--quiet", "--color", "never"]
+    variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    stdin = "".join(f"{requirement}\n" for requirement in sorted(requirements))
+    try:
+        output = run(argv, cwd=env.path, env=variables, stream=env.stream, stdin=stdin.encode())
+    except (CommandError, OSError):
+        return False
+    resolved = _pins(output.splitlines())
+    return resolved is not None and resolved == _installed(env.path)
+
+
+def _pins(lines: Iterable[str]) -> dict[str, str] | None:
+    """``name==version`` lines as {canonical name: normalized version}; None for anything else."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    pins: dict[str, str] = {}
+    for line in filter(None, map(str.strip, lines)):
+        name, equals, version = line.partition("==")  # "name @ url", "--index-url ...": no
+        if not (equals and name):
+            return None
+        try:
+            pins[canonicalize_name(name)] = str(Version(version))  # "1 ; marker": invalid
+        except InvalidVersion:
+            return None
+    return pins
+
+
+def _installed(path: Path) -> dict[str, str] | None:
+    """The distributions installed in the environment at ``path``, as :func:`_pins` gives them
+    (from the ``<name>-<version>.dist-info`` directories uv writes); None if unreadable."""
+    found = [*path.glob("lib/python*/site-packages"), *path.glob("Lib/site-packages")]
+    if len(found) != 1:
+        return None
+    try:
+        names = [name for name in os.listdir(found[0]) if name.endswith(".dist-info")]
+    except OSError:
+        return None
+    return _pins(name.removesuffix(".dist-info").replace("-", "==", 1) for name in names)
