@@ -138,25 +138,49 @@ def test_an_environment_that_no_longer_holds_what_uv_resolves_is_replaced_after_
     assert sandbox.run_tool("stcli") == "after the hour"
 
 
-UV_WITHOUT_COMPILE = """\
+#: A uv that answers one command of its own (``{command}``: what sys.argv[1:3] must be) and
+#: passes every other to the real uv.
+UV_WRAPPER = """\
 #!{python}
 import os, sys
-if sys.argv[1:3] == ["pip", "compile"]:
-    sys.exit("error: no network today")
+if sys.argv[1:3] == {command!r}:
+    {answer}
 os.execv({uv!r}, [{uv!r}, *sys.argv[1:]])
 """
 
 
-def test_an_environment_uv_cannot_check_is_replaced_after_the_hour(
-    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def wrap_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, answer: str) -> None:
+    """Put a uv first on PATH that answers ``command`` (``pip compile``...) with ``answer``."""
     from freshinstall.install import find_uv
 
     wrapper = tmp_path / "wrapper" / "uv"
     wrapper.parent.mkdir()
-    wrapper.write_text(UV_WITHOUT_COMPILE.format(python=sys.executable, uv=find_uv()))
+    script = UV_WRAPPER.format(
+        python=sys.executable, command=command.split(), answer=answer, uv=find_uv()
+    )
+    wrapper.write_text(script, encoding="utf-8")
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        ("pip compile", 'sys.exit("error: no network today")'),
+        ("python find", 'sys.exit("error: no interpreter found")'),
+        ("python find", 'print("/usr/local/bin/python3.99"); sys.exit()'),
+    ],
+    ids=["offline", "no-interpreter", "another-interpreter"],
+)
+def test_an_environment_uv_does_not_confirm_is_replaced_after_the_hour(
+    make_project: MakeProject,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    answer: str,
+) -> None:
+    wrap_uv(tmp_path, monkeypatch, command, answer)
     project = make_project("setuptools_cli")
     installed(project)
     (first,) = envs(sandbox)

@@ -12,12 +12,13 @@ Rules, so that reuse never changes a build:
   the uv executable, the UV_* variables (index, resolution and interpreter settings) and, when no
   interpreter is given, PATH, which uv searches for one.
 * An environment is handed out without a question for an hour after it was made or last
-  checked. After that, uv resolves the requirements again (``uv pip compile``, with the same
-  index and settings as the install); the environment is used, and counts as checked, only when
-  it holds exactly that resolution, name for name and version for version. Otherwise (a new
-  release of a backend, a requirement uv cannot pin by version, uv failing) a new environment
-  is made. So a new release reaches builds within the hour, as uv's own cached index pages
-  allow (it keeps them as long as the index's Cache-Control header says; pypa/pip#13680).
+  checked. After that, uv is asked which interpreter it would make it on and how the
+  requirements resolve now (:func:`still_current`); the environment is used, and counts as
+  checked, only when it is on that interpreter and holds exactly that resolution, name for name
+  and version for version. Otherwise (a new release of a backend, another default Python, a
+  requirement uv cannot pin by version, uv failing) a new environment is made. So a new
+  release reaches builds within the hour, as uv's own cached index pages allow (it keeps them
+  as long as the index's Cache-Control header says; pypa/pip#13680).
 * Requirements a backend asks for at build time (``get_requires_for_build_wheel``) are never
   added to a shared environment: the build moves to the environment keyed by all of them.
 * An environment is used only once complete (a marker written after the install, whose mtime
@@ -43,7 +44,7 @@ import time
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-from freshinstall._process import last_line, run
+from freshinstall._process import last_line, run, run_bytes
 from freshinstall.errors import BuildError, CommandError
 
 SCHEME = "freshinstall-buildenv-1"
@@ -136,7 +137,7 @@ def environment(
             env = BuildEnv(found, uv, stream=stream)
             if _checked(found) > now - REUSE_NS:
                 return env
-            if holds_resolution(env, requirements):
+            if still_current(env, requirements, python):
                 os.utime(found / COMPLETE, ns=(now, now))
                 return env
         path = cache / f"{key}-{now}"
@@ -343,26 +344,49 @@ def _last_used(path: Path, created: int) -> int:
     return max(created, _checked(path))
 
 
-def holds_resolution(env: BuildEnv, requirements: Collection[str]) -> bool:
+def still_current(env: BuildEnv, requirements: Collection[str], python: str | None) -> bool:
     """Whether ``env`` holds exactly what a new environment of ``requirements`` would get now.
 
-    uv resolves them again for the environment's interpreter, with the settings the install
-    would use (``uv pip compile``, run where ``uv pip install`` runs), and the result must be
-    the distributions installed in ``env``, name for name and version for version: a new
-    release, or a dependency a backend dropped, means no. So does anything that cannot be
-    compared: a requirement pinned to a URL or a path, an unreadable environment, uv failing
-    (offline without a cached answer, say).
+    Two questions to uv, at once:
+
+    * which interpreter ``uv venv`` would choose now (``uv python find --system``, as ``uv venv``
+      requires one, from the same directory): it must be the one ``env`` was made on, so that
+      ``pyenv global`` or a new Python earlier on PATH reaches builds within the hour;
+    * how the requirements resolve now, for that interpreter, with the settings the install
+      would use (``uv pip compile``, run where ``uv pip install`` runs): the result must be the
+      distributions installed in ``env``, name for name and version for version. A new
+      release, or a dependency a backend dropped, means no.
+
+    So does anything that cannot be compared: a requirement pinned to a URL or a path, an
+    unreadable environment, uv failing (offline without a cached answer, say).
     """
-    argv = [env.uv, "pip", "compile", "-", "--python", env.python_executable]
-    argv += ["--no-header", "--no-annotate", "--quiet", "--color", "never"]
+    from concurrent.futures import ThreadPoolExecutor
+
     variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    stdin = "".join(f"{requirement}\n" for requirement in sorted(requirements))
-    try:
-        output = run(argv, cwd=env.path, env=variables, stream=env.stream, stdin=stdin.encode())
-    except (CommandError, OSError):
+    find = [env.uv, "python", "find", "--system", "--no-config", *([python] if python else [])]
+    compile_ = [env.uv, "pip", "compile", "-", "--python", env.python_executable]
+    compile_ += ["--no-header", "--no-annotate", "--quiet", "--color", "never"]
+    stdin = "".join(f"{requirement}\n" for requirement in sorted(requirements)).encode()
+
+    def ask(argv: list[str], cwd: Path, stdin: bytes | None = None) -> str | None:
+        try:
+            output = run_bytes(
+                argv, cwd=cwd, env=variables, stream=env.stream, stdin=stdin, capture=True
+            )
+        except (CommandError, OSError):
+            return None
+        return os.fsdecode(output)
+
+    with ThreadPoolExecutor(1) as pool:
+        chosen = pool.submit(ask, find, env.path.parent)
+        resolved = ask(compile_, env.path, stdin)
+        found = chosen.result()
+    if found is None or resolved is None:
         return False
-    resolved = _pins(output.splitlines())
-    return resolved is not None and resolved == _installed(env.path)
+    if os.path.realpath(found.strip()) != os.path.realpath(env.interpreter()):
+        return False
+    pins = _pins(resolved.splitlines())
+    return pins is not None and pins == _installed(env.path)
 
 
 def _pins(lines: Iterable[str]) -> dict[str, str] | None:
