@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -250,3 +251,132 @@ def test_pipx_editable_follows_the_source_and_reinstalls_for_a_new_script(
     assert third["installed"]
     assert third["reason"] == "the project metadata changed"
     assert (tmp_path / "pipx-bin/stcli-bye").exists()
+
+
+# -- uv installs a new wheel without --reinstall-package; it is forced only when needed ---------
+
+#: A uv that logs its arguments and, as told by the file MODE, installs a wheel only when forced
+#: (``stale``: as if it took its cached copy of an older wheel of the same path) or never.
+UV_LOGGING = """\
+#!{python}
+import os, sys
+args = sys.argv[1:]
+with open({log!r}, "a", encoding="utf-8") as log:
+    log.write(" ".join(args) + "\\n")
+mode = open({mode!r}, encoding="utf-8").read().strip() if os.path.exists({mode!r}) else ""
+wheel = any(arg.endswith(".whl") for arg in args) and args[1:2] == ["install"]
+if wheel and (mode == "never" or (mode == "stale" and "--reinstall-package" not in args)):
+    sys.exit(0)
+os.execv({uv!r}, [{uv!r}, *args])
+"""
+
+
+def logging_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Put UV_LOGGING first on PATH; return its log and its mode file."""
+    from freshinstall.install import find_uv
+
+    log, mode = tmp_path / "uv.log", tmp_path / "uv.mode"
+    wrapper = tmp_path / "logging-uv" / "uv"
+    wrapper.parent.mkdir()
+    script = UV_LOGGING.format(python=sys.executable, log=str(log), mode=str(mode), uv=find_uv())
+    wrapper.write_text(script, encoding="utf-8")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    return log, mode
+
+
+def output_of(script: Path) -> str:
+    return subprocess.run([script], capture_output=True, text=True, check=True).stdout
+
+
+def wheel_installs(log: Path) -> list[str]:
+    """The logged installs of a wheel: "forced" or "plain", in order; the log is then emptied."""
+    lines = log.read_text(encoding="utf-8").splitlines()
+    log.write_text("", encoding="utf-8")
+    installs = [line for line in lines if ".whl" in line and " install " in f" {line} "]
+    return ["forced" if "--reinstall-package" in line else "plain" for line in installs]
+
+
+@pytest.mark.parametrize("installer", ["uv-tool", "uv-pip"])
+def test_uv_installs_a_new_wheel_unforced_and_is_forced_only_when_it_did_not(
+    make_project: MakeProject,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    installer: str,
+) -> None:
+    log, mode = logging_uv(tmp_path, monkeypatch)
+    project = make_project("setuptools_cli")
+    args: list[str | Path] = ["--installer", installer]
+    if installer == "uv-pip":
+        env = make_venv(tmp_path / "env", with_pip=False)
+        args += ["--python", env]
+    stcli = env / "bin" / "stcli" if installer == "uv-pip" else sandbox.bin / "stcli"
+    cli = project / "src" / "stcli" / "cli.py"
+
+    assert run_json(*args, project)["installed"]
+    assert wheel_installs(log) == ["plain"]  # a new wheel: uv installs it, nothing forced
+    cli.write_text(cli.read_text().replace("def main", "def other"), encoding="utf-8")
+    cli.write_text(cli.read_text() + "\n\ndef main():\n    print('second')\n", encoding="utf-8")
+    assert run_json(*args, project)["installed"]
+    assert wheel_installs(log) == ["plain"]
+    assert output_of(stcli) == "second\n"
+
+    # uv keeps what it had installed: the check of the RECORD sees it, and forces the install.
+    mode.write_text("stale", encoding="utf-8")
+    cli.write_text(cli.read_text().replace("second", "third"), encoding="utf-8")
+    assert run_json(*args, project)["installed"]
+    assert wheel_installs(log) == ["plain", "forced"]
+    assert output_of(stcli) == "third\n"
+
+    # Not even forced: a one-line error, and the stamp claims no install of the new wheel.
+    mode.write_text("never", encoding="utf-8")
+    cli.write_text(cli.read_text().replace("third", "fourth"), encoding="utf-8")
+    result = freshinstall(*args, project)
+    assert result.code == 1
+    assert wheel_installs(log) == ["plain", "forced"]
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: install failed: {installer} installed stcli, but not the files of "
+            "stcli-1.0.0-py3-none-any.whl"
+        )
+    )
+    assert "Traceback" not in result.stderr
+    assert freshinstall("status", *args, project).code != 0
+
+
+def test_the_files_of_a_wheel_are_named_as_an_installed_record_names_them(tmp_path: Path) -> None:
+    import zipfile
+
+    from freshinstall.install import installed_from, wheel_files
+
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    record = (
+        "demo/__init__.py,sha256=AAA,1\n"
+        "demo-1.0.data/purelib/extra.py,sha256=BBB,2\n"
+        "demo-1.0.data/platlib/native.so,sha256=CCC,3\n"
+        "demo-1.0.data/scripts/demo,sha256=DDD,4\n"
+        "demo-1.0.data/data/share/demo.txt,sha256=EEE,5\n"
+        "demo-1.0.dist-info/RECORD,,\n"
+    )
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("demo-1.0.dist-info/RECORD", record)
+    assert wheel_files(wheel) == {
+        "demo/__init__.py": "sha256=AAA",
+        "extra.py": "sha256=BBB",
+        "native.so": "sha256=CCC",
+    }
+    installed = tmp_path / "RECORD"
+    installed.write_text(
+        "demo/__init__.py,sha256=AAA,1\nextra.py,sha256=BBB,2\nnative.so,sha256=CCC,3\n"
+        "../../../bin/demo,sha256=XXX,9\ndemo-1.0.dist-info/INSTALLER,sha256=YYY,2\n",
+        encoding="utf-8",
+    )
+    assert installed_from(installed, wheel)
+    installed.write_text(installed.read_text().replace("BBB", "OLD"), encoding="utf-8")
+    assert not installed_from(installed, wheel)
+    installed.write_bytes(b"\xff\xfe not utf-8")
+    assert not installed_from(installed, wheel)
+    assert not installed_from(tmp_path / "missing", wheel)
