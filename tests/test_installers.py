@@ -329,6 +329,21 @@ def test_uv_installs_a_new_wheel_unforced_and_is_forced_only_when_it_did_not(
     assert wheel_installs(log) == ["plain", "forced"]
     assert output_of(stcli) == "third\n"
 
+    # Only a module deleted: every file of the new wheel is in the old RECORD, hash for hash,
+    # but the old RECORD holds one more.
+    hello = Path("stcli", "commands", "hello.py")
+    site = (
+        next(env.glob("lib/python*/site-packages"))
+        if installer == "uv-pip"
+        else sandbox.tool_site_packages("stcli")
+    )
+    assert (site / hello).exists()
+    (project / "src" / hello).unlink()
+    assert run_json(*args, project)["installed"]
+    assert wheel_installs(log) == ["plain", "forced"]
+    assert not (site / hello).exists()
+    assert (site / "stcli" / "cli.py").exists()
+
     # Not even forced: a one-line error, and the stamp claims no install of the new wheel.
     mode.write_text("never", encoding="utf-8")
     cli.write_text(cli.read_text().replace("third", "fourth"), encoding="utf-8")
@@ -347,36 +362,91 @@ def test_uv_installs_a_new_wheel_unforced_and_is_forced_only_when_it_did_not(
     assert freshinstall("status", *args, project).code != 0
 
 
-def test_the_files_of_a_wheel_are_named_as_an_installed_record_names_them(tmp_path: Path) -> None:
+def make_wheel(path: Path, record: str) -> Path:
     import zipfile
 
-    from freshinstall.install import installed_from, wheel_files
-
-    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
-    record = (
-        "demo/__init__.py,sha256=AAA,1\n"
-        "demo-1.0.data/purelib/extra.py,sha256=BBB,2\n"
-        "demo-1.0.data/platlib/native.so,sha256=CCC,3\n"
-        "demo-1.0.data/scripts/demo,sha256=DDD,4\n"
-        "demo-1.0.data/data/share/demo.txt,sha256=EEE,5\n"
-        "demo-1.0.dist-info/RECORD,,\n"
-    )
-    with zipfile.ZipFile(wheel, "w") as archive:
+    with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("demo-1.0.dist-info/RECORD", record)
+    return path
+
+
+WHEEL_RECORD = """\
+demo/__init__.py,sha256=AAA,1
+demo-1.0.data/purelib/extra.py,sha256=BBB,2
+demo-1.0.data/platlib/native.so,sha256=CCC,3
+demo-1.0.dist-info/METADATA,sha256=MMM,4
+demo-1.0.dist-info/RECORD,,
+"""
+
+INSTALLED_RECORD = """\
+demo/__init__.py,sha256=AAA,1
+extra.py,sha256=BBB,2
+native.so,sha256=CCC,3
+demo-1.0.dist-info/METADATA,sha256=MMM,4
+demo-1.0.dist-info/RECORD,,
+demo-1.0.dist-info/INSTALLER,sha256=YYY,2
+demo-1.0.dist-info/uv_cache.json,sha256=ZZZ,9
+demo/__pycache__/__init__.cpython-311.pyc,,
+../../../bin/demo,sha256=XXX,9
+"""
+
+
+def test_the_files_of_a_wheel_are_named_as_an_installed_record_names_them(tmp_path: Path) -> None:
+    from freshinstall.install import wheel_files
+
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", WHEEL_RECORD)
     assert wheel_files(wheel) == {
         "demo/__init__.py": "sha256=AAA",
         "extra.py": "sha256=BBB",
         "native.so": "sha256=CCC",
+        "demo-1.0.dist-info/METADATA": "sha256=MMM",
     }
+    for elsewhere in ["scripts/demo", "data/share/demo.txt", "headers/demo.h"]:
+        other = tmp_path / "other" / "demo-1.0-py3-none-any.whl"
+        other.parent.mkdir(exist_ok=True)
+        make_wheel(other, f"{WHEEL_RECORD}demo-1.0.data/{elsewhere},sha256=DDD,4\n")
+        assert wheel_files(other) is None, elsewhere  # installed forced: no RECORD can vouch
+
+
+@pytest.mark.parametrize(
+    ("change", "same"),
+    [
+        (lambda text: text, True),
+        (lambda text: text.replace("sha256=BBB", "sha256=OLD"), False),  # old content
+        (lambda text: text + "demo/gone.py,sha256=GGG,5\n", False),  # a deleted module stayed
+        (lambda text: text.replace("extra.py,sha256=BBB,2\n", ""), False),  # a file missing
+        (lambda text: text + "demo-1.0.dist-info/uv_build.json,sha256=NEW,2\n", True),
+        (lambda text: text.replace("demo/__init__", "demo\\__init__"), True),  # Windows, old uv
+        (lambda text: text.replace("demo/__init__", "/demo/__init__"), True),  # read as uv does
+        (lambda text: text.replace("native.so", '"native.so"'), True),  # CSV quoting
+    ],
+    ids=[
+        "same",
+        "old-content",
+        "deleted-stays",
+        "missing",
+        "installer-file",
+        "backslash",
+        "leading-slash",
+        "quoted",
+    ],
+)
+def test_an_installed_record_must_hold_exactly_the_files_of_the_wheel(
+    tmp_path: Path, change: Any, same: bool
+) -> None:
+    from freshinstall.install import installed_from
+
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", WHEEL_RECORD)
     installed = tmp_path / "RECORD"
-    installed.write_text(
-        "demo/__init__.py,sha256=AAA,1\nextra.py,sha256=BBB,2\nnative.so,sha256=CCC,3\n"
-        "../../../bin/demo,sha256=XXX,9\ndemo-1.0.dist-info/INSTALLER,sha256=YYY,2\n",
-        encoding="utf-8",
-    )
-    assert installed_from(installed, wheel)
-    installed.write_text(installed.read_text().replace("BBB", "OLD"), encoding="utf-8")
-    assert not installed_from(installed, wheel)
+    installed.write_text(change(INSTALLED_RECORD), encoding="utf-8")
+    assert installed_from(installed, wheel) is same
+
+
+def test_an_unreadable_installed_record_is_no_match(tmp_path: Path) -> None:
+    from freshinstall.install import installed_from
+
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", WHEEL_RECORD)
+    installed = tmp_path / "RECORD"
     installed.write_bytes(b"\xff\xfe not utf-8")
     assert not installed_from(installed, wheel)
     assert not installed_from(tmp_path / "missing", wheel)

@@ -131,30 +131,41 @@ class Installer:
         makes uv treat every cache entry not tied to a package as stale, so that it queries
         again each interpreter on PATH (uv-cache's ``Cache::freshness``): 0.27-0.35 s against
         0.03-0.04 s for a ``uv tool install`` of a small wheel on the benchmark machine
-        (docs/how-it-works.md, "Installing the wheel"). uv then reinstalls the project because
-        the wheel's file is newer than what it cached and installed; that it did, and from this
-        very wheel, is checked: the installed RECORD must list every file of the wheel's RECORD
-        with the same hash. If not (a file system whose timestamps are too coarse to tell two
-        builds apart, say), the install runs again, forced, and is checked again.
+        (docs/how-it-works.md, "Installing the wheel"). uv reinstalls the project anyway when
+        the wheel file's timestamp differs from the one it recorded at the last install. That
+        it did, and from this very wheel, is checked (:func:`installed_from`); if not (a file
+        system whose timestamps are too coarse to tell two builds apart, say), the install runs
+        again, forced, and is checked again. A wheel with files that go out of site-packages
+        (``.data/`` scripts, headers, data), which the check cannot vouch for, is installed
+        forced straight away.
         """
         start = time.monotonic()
         wheel = request.wheel
-        if wheel is None or not self.forces_on_demand:
+        if wheel is None or not self.forces_on_demand or wheel_files(wheel) is None:
             self.run_install(request, force=True)
             return InstallResult(
                 self.name, self.target(), self._record(request), time.monotonic() - start
             )
         self.run_install(request, force=False)
-        found = self.find_installed_record(request.project)
+        found = self._wheel_record(request, wheel)
         if found is None or not installed_from(found, wheel):
             self.run_install(request, force=True)
-            found = self._record(request)
+            found = self._wheel_record(request, wheel) or self._record(request)
             if not installed_from(found, wheel):
                 raise InstallError(
                     f"{self.name} installed {request.project}, but not the files of "
-                    f"{wheel.name}: its RECORD ({found}) lists other hashes"
+                    f"{wheel.name}: its RECORD ({found}) lists others"
                 )
         return InstallResult(self.name, self.target(), found, time.monotonic() - start)
+
+    def _wheel_record(self, request: Request, wheel: Path) -> Path | None:
+        """The installed RECORD of ``wheel``'s own ``.dist-info`` directory (not a leftover of
+        another version beside it), if installed."""
+        found = self.find_installed_record(request.project)
+        if found is None:
+            return None
+        own = found.parent.parent / wheel_dist_info(wheel) / "RECORD"
+        return own if own.is_file() else None
 
     def _record(self, request: Request) -> Path:
         record = self.find_installed_record(request.project)
@@ -450,10 +461,11 @@ def wheel_console_scripts(wheel: Path) -> list[str]:
     return list(console_scripts(text))
 
 
-def wheel_files(wheel: Path) -> dict[str, str]:
+def wheel_files(wheel: Path) -> dict[str, str] | None:
     """The files ``wheel`` installs into site-packages, as an installed RECORD names them, with
-    the hash its RECORD gives (``sha256=...``). Files under ``.data/`` other than purelib and
-    platlib (scripts, headers, data) go elsewhere, and scripts are rewritten: left out."""
+    the hash its RECORD gives (``sha256=...``); its RECORD itself left out. None when it has
+    files that go elsewhere (``.data/`` scripts, headers, data): an installed RECORD names
+    those by where they went, and rewrites scripts, so it cannot vouch for them."""
     import zipfile
 
     dist_info = wheel_dist_info(wheel)
@@ -465,28 +477,50 @@ def wheel_files(wheel: Path) -> dict[str, str]:
         raise InstallError(f"cannot read the RECORD of {wheel.name}: {error}") from None
     files = {}
     for name, digest in _record_rows(text):
-        if not digest:
-            continue  # the RECORD itself
-        scheme, _, moved = name.removeprefix(data).partition("/")
-        if name.startswith(data) and scheme not in ("purelib", "platlib"):
+        if name == f"{dist_info}/RECORD":
             continue
-        files[moved if name.startswith(data) else name] = digest
+        if name.startswith(data):
+            scheme, _, name = name.removeprefix(data).partition("/")  # noqa: PLW2901
+            if scheme not in ("purelib", "platlib"):
+                return None
+        files[name] = digest
     return files
 
 
+#: What installers write into a ``.dist-info`` directory themselves (PEP 376, PEP 610, uv).
+INSTALLER_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+
+
 def installed_from(record: Path, wheel: Path) -> bool:
-    """Whether the installed ``record`` lists every file of ``wheel`` with the wheel's hash."""
+    """Whether the installed ``record`` holds exactly the files of ``wheel`` (see wheel_files),
+    each with the wheel's hash. Besides them it may list only what installers add: files out
+    of site-packages (``../``, console scripts), compiled bytecode (``__pycache__``) and
+    files in the ``.dist-info`` directory (INSTALLER_FILES, uv's ``uv_cache.json``). A file
+    the wheel no longer has, still installed, is a difference."""
+    expected = wheel_files(wheel)
     try:
         text = record.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    installed = dict(_record_rows(text))
-    return all(installed.get(path) == digest for path, digest in wheel_files(wheel).items())
+    if expected is None:
+        return False
+    dist_info = f"{wheel_dist_info(wheel)}/"
+    installed = {}
+    for name, digest in _record_rows(text):
+        added = name.startswith("../") or "__pycache__" in name.split("/")
+        if not (added or (name.startswith(dist_info) and name not in expected)):
+            installed[name] = digest
+    return installed == expected
 
 
 def _record_rows(text: str) -> Iterator[tuple[str, str]]:
-    """(path, hash) of each row of a RECORD file's ``text``; rows without a hash field skipped."""
+    """(path, hash) of each row of a RECORD file's ``text``, its path with ``/`` separators and
+    no leading ``/`` or ``./``, as uv reads them (uv wrote ``\\`` in some rows on Windows
+    before astral-sh/uv#17339)."""
     import csv
+    import io
 
-    for path, digest, *_ in filter(lambda row: row[1:], csv.reader(text.splitlines())):
-        yield path, digest
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if row:
+            path = row[0].replace("\\", "/").removeprefix("./").lstrip("/")
+            yield path, row[1] if row[1:] else ""
