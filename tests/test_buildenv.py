@@ -434,6 +434,9 @@ def test_only_pins_by_name_and_version_can_be_compared() -> None:
         "setuptools": "84.2.1",
     }
     assert buildenv._pins([]) == {}
+    # uv.toml's generate-hashes and no-strip-extras change the output, not the pins:
+    hashed = ["setuptools==84.2.1 \\", "    --hash=sha256:0123", "pkg[extra]==1.0", "# note"]
+    assert buildenv._pins(hashed) == {"setuptools": "84.2.1", "pkg": "1.0"}
     for line in [
         "mybackend @ https://example.invalid/mybackend-1.0-py3-none-any.whl",
         "mybackend @ file:///somewhere",
@@ -443,3 +446,48 @@ def test_only_pins_by_name_and_version_can_be_compared() -> None:
         "==1.0",
     ]:
         assert buildenv._pins(["packaging==26.0", line]) is None, line
+
+
+@pytest.mark.parametrize(
+    "site", ["lib/python3.11/site-packages", "lib/pypy3.10/site-packages", "Lib/site-packages"]
+)
+def test_what_an_environment_holds_is_read_from_its_dist_info_names(
+    tmp_path: Path, site: str
+) -> None:
+    packages = tmp_path / "env" / site
+    for name in [
+        "zope.interface-7.0.dist-info",
+        "Trove_Classifiers-2026.1.0.dist-info",
+        "local_thing-1.0+abc.dist-info",
+        "setuptools",
+    ]:
+        (packages / name).mkdir(parents=True)
+    assert buildenv._installed(tmp_path / "env") == {
+        "zope-interface": "7.0",
+        "trove-classifiers": "2026.1.0",
+        "local-thing": "1.0+abc",
+    }
+    assert buildenv._installed(tmp_path / "nothing") is None
+
+
+def test_a_replaced_environment_goes_after_a_day_unchecked_the_newest_after_a_week(
+    tmp_path: Path,
+) -> None:
+    cache, now = tmp_path / "cache", time.time_ns()
+
+    def environment(name: str, checked_ago: int) -> Path:
+        path = cache / name
+        path.mkdir(parents=True)
+        (path / buildenv.COMPLETE).write_text("[]\n", encoding="utf-8")
+        os.utime(path / buildenv.COMPLETE, ns=(now - checked_ago,) * 2)
+        return path
+
+    day = 24 * HOUR_NS
+    environment(f"key-{now - 3 * day}", day + HOUR_NS)  # replaced, unchecked for a day: goes
+    replaced_recently_checked = environment(f"key-{now - 2 * day}", day - HOUR_NS)
+    newest = environment(f"key-{now - day}", 6 * day)
+    alone = environment(f"other-{now - 9 * day}", 6 * day)
+    environment(f"third-{now - 9 * day}", WEEK_NS + HOUR_NS)  # unchecked for a week: goes
+    buildenv._delete_unused(cache, "key", now)
+    kept = sorted(path for path in cache.iterdir() if path.is_dir())
+    assert kept == sorted([replaced_recently_checked, newest, alone])

@@ -46,8 +46,9 @@ def run_bytes(
     With ``stream`` the command is echoed as ``$ ...`` and its output goes straight to our
     stderr (stdout stays reserved for results); otherwise the output is captured and carried
     by the :class:`CommandError` raised when the command fails, so it can be replayed.
-    ``capture`` captures and returns the output in any case (echoed afterwards with
-    ``stream``); ``stdin`` is the command's input (else it reads nothing).
+    ``capture`` returns the command's stdout alone, for parsing, in any case; its stderr goes
+    into the error only (both are echoed afterwards with ``stream``). ``stdin`` is the
+    command's input (else it reads nothing).
     """
     import subprocess  # here: the fingerprint's start-up does without it (see quick.start_git)
 
@@ -65,7 +66,7 @@ def run_bytes(
             input=stdin,
             stdin=subprocess.DEVNULL if stdin is None else None,
             stdout=subprocess.PIPE if sink is None else sink,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
             check=False,
         )
     except FileNotFoundError as error:
@@ -73,10 +74,11 @@ def run_bytes(
             raise
         raise ToolNotFoundError(args[0]) from error
     output: bytes = completed.stdout or b""
+    everything = output + (completed.stderr or b"")
     if stream and sink is None:
-        sys.stderr.write(output.decode(errors="replace"))
+        sys.stderr.write(everything.decode(errors="replace"))
     if completed.returncode != 0:
-        raise CommandError(args, completed.returncode, output.decode(errors="replace"))
+        raise CommandError(args, completed.returncode, everything.decode(errors="replace"))
     return output
 
 

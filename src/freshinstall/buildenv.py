@@ -16,7 +16,8 @@ Rules, so that reuse never changes a build:
   requirements resolve now (:func:`still_current`); the environment is used, and counts as
   checked, only when it is on that interpreter and holds exactly that resolution, name for name
   and version for version. Otherwise (a new release of a backend, another default Python, a
-  requirement uv cannot pin by version, uv failing) a new environment is made. So a new
+  requirement uv cannot pin by version, uv failing; on Windows, where the environment's
+  python.exe names no interpreter, always) a new environment is made. So a new
   release reaches builds within the hour, as uv's own cached index pages allow (it keeps them
   as long as the index's Cache-Control header says; pypa/pip#13680).
 * Requirements a backend asks for at build time (``get_requires_for_build_wheel``) are never
@@ -24,8 +25,8 @@ Rules, so that reuse never changes a build:
 * An environment is used only once complete (a marker written after the install, whose mtime
   says when it was made or last checked), made and checked under a lock per key, never renamed
   (scripts in it hold absolute paths), and deleted, under its key's lock, once it has gone
-  unchecked for a week: no build can still be using it, since none gets it an hour after a
-  check.
+  unchecked for a week, or for a day once a newer environment of its key replaced it: no
+  build can still be using it, since none gets it an hour after a check.
 * A cache directory that cannot be written means a throw-away environment in the build's
   scratch directory, as before.
 
@@ -51,8 +52,9 @@ SCHEME = "freshinstall-buildenv-1"
 #: How long after it was made or last checked an environment is handed out without a check.
 REUSE_NS = 3600 * 10**9
 #: How long an environment can go unchecked (a half-made one: since it was made) before it is
-#: deleted.
+#: deleted; one with a newer environment of its key, which replaced it, goes sooner.
 DELETE_NS = 7 * 24 * 3600 * 10**9
+REPLACED_DELETE_NS = 24 * 3600 * 10**9
 #: Written once the environment is complete; its mtime is when it was made or last checked.
 COMPLETE = "freshinstall-complete"
 #: Beside the marker: the identity of the interpreter the environment was made on.
@@ -138,7 +140,8 @@ def environment(
             if _checked(found) > now - REUSE_NS:
                 return env
             if still_current(env, requirements, python):
-                os.utime(found / COMPLETE, ns=(now, now))
+                with contextlib.suppress(OSError):  # then it is checked again next time
+                    os.utime(found / COMPLETE, ns=(now, now))
                 return env
         path = cache / f"{key}-{now}"
         try:
@@ -311,18 +314,30 @@ def _reusable(cache: Path, key: str, now: int) -> Path | None:
 
 
 def _delete_unused(cache: Path, key: str, now: int) -> None:
-    """Delete the environments (complete or not) unchecked for DELETE_NS: no build can be using
-    them. Each is deleted under its key's lock, checked again there, so that a build checking
-    it at that moment keeps it; ``key``'s lock is already held. Never raises."""
+    """Delete the environments (complete or not) unchecked for DELETE_NS, or for
+    REPLACED_DELETE_NS when a newer environment of their key exists: none has been handed out
+    for a day, so no build can be using them. Each is deleted under its key's lock, checked
+    again there, so that a build checking it at that moment keeps it; ``key``'s lock is
+    already held. The marker goes first: a deletion cut short never leaves an environment that
+    looks complete. Never raises."""
     import filelock
 
     try:
-        paths = list(cache.iterdir())
+        paths = [(path, created) for path in cache.iterdir() if (created := _created(path))]
     except OSError:
         return
-    for path in paths:
-        created = _created(path)
-        if created is None or not path.is_dir() or _last_used(path, created) >= now - DELETE_NS:
+    newest: dict[str, int] = {}
+    for path, created in paths:
+        owner = path.name.rpartition("-")[0]
+        newest[owner] = max(newest.get(owner, 0), created)
+
+    def unused(path: Path, created: int) -> bool:
+        replaced = created < newest[path.name.rpartition("-")[0]]
+        cutoff = now - (REPLACED_DELETE_NS if replaced else DELETE_NS)
+        return max(created, _checked(path)) < cutoff
+
+    for path, created in paths:
+        if not path.is_dir() or not unused(path, created):
             continue
         owner = path.name.rpartition("-")[0]
         lock = None if owner == key else filelock.FileLock(cache / f"{owner}.lock")
@@ -332,16 +347,14 @@ def _delete_unused(cache: Path, key: str, now: int) -> None:
         except (filelock.Timeout, OSError):
             continue  # a build holds it: it may be checking this one
         try:
-            if _last_used(path, created) < now - DELETE_NS:
+            if unused(path, created):
+                with contextlib.suppress(OSError):
+                    (path / COMPLETE).unlink(missing_ok=True)
                 shutil.rmtree(path, ignore_errors=True)
         finally:
             if lock is not None:
                 with contextlib.suppress(OSError):
                     lock.release()
-
-
-def _last_used(path: Path, created: int) -> int:
-    return max(created, _checked(path))
 
 
 def still_current(env: BuildEnv, requirements: Collection[str], python: str | None) -> bool:
@@ -395,8 +408,11 @@ def _pins(lines: Iterable[str]) -> dict[str, str] | None:
     from packaging.version import InvalidVersion, Version
 
     pins: dict[str, str] = {}
-    for line in filter(None, map(str.strip, lines)):
+    for line in filter(None, (line.strip().removesuffix("\\").strip() for line in lines)):
+        if line.startswith(("#", "--hash=")):  # a comment; a hash (uv.toml's generate-hashes)
+            continue
         name, equals, version = line.partition("==")  # "name @ url", "--index-url ...": no
+        name = name.partition("[")[0]  # the extras kept by no-strip-extras
         if not (equals and name):
             return None
         try:
@@ -409,7 +425,7 @@ def _pins(lines: Iterable[str]) -> dict[str, str] | None:
 def _installed(path: Path) -> dict[str, str] | None:
     """The distributions installed in the environment at ``path``, as :func:`_pins` gives them
     (from the ``<name>-<version>.dist-info`` directories uv writes); None if unreadable."""
-    found = [*path.glob("lib/python*/site-packages"), *path.glob("Lib/site-packages")]
+    found = [*path.glob("lib/*/site-packages"), *path.glob("Lib/site-packages")]
     if len(found) != 1:
         return None
     try:
