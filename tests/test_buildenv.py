@@ -488,6 +488,34 @@ def test_a_replaced_environment_goes_after_a_day_unchecked_the_newest_after_a_we
     newest = environment(f"key-{now - day}", 6 * day)
     alone = environment(f"other-{now - 9 * day}", 6 * day)
     environment(f"third-{now - 9 * day}", WEEK_NS + HOUR_NS)  # unchecked for a week: goes
+    not_replaced = environment(f"fourth-{now - 3 * day}", 2 * day)
+    half_made = cache / f"fourth-{now - HOUR_NS}"  # killed while being made: replaces nothing
+    half_made.mkdir()
     buildenv._delete_unused(cache, "key", now)
     kept = sorted(path for path in cache.iterdir() if path.is_dir())
-    assert kept == sorted([replaced_recently_checked, newest, alone])
+    assert kept == sorted([replaced_recently_checked, newest, alone, not_replaced, half_made])
+
+
+def test_an_environment_whose_check_cannot_be_recorded_is_not_handed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freshinstall.install import find_uv
+
+    def make(scratch: str) -> Path:
+        (tmp_path / scratch).mkdir()
+        env = buildenv.environment(
+            ["setuptools>=64"], tmp_path / scratch, uv=find_uv(), python=None, stream=False
+        )
+        return env.path
+
+    first = make("one")
+    set_checked(first, HOUR_NS + 10**9)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # Handed out with its old check time, another build could delete it while this one uses it.
+    monkeypatch.setattr(os, "utime", read_only)
+    second = make("two")
+    assert second != first
+    assert (second / buildenv.COMPLETE).is_file()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from freshinstall.install import Installer, Request, find_record
 from tests.conftest import MakeProject
 from tests.helpers import Result, Sandbox, freshinstall
 
@@ -362,10 +363,18 @@ def test_uv_installs_a_new_wheel_unforced_and_is_forced_only_when_it_did_not(
     assert freshinstall("status", *args, project).code != 0
 
 
-def make_wheel(path: Path, record: str) -> Path:
+def make_wheel(path: Path, record: str, *, unlisted: tuple[str, ...] = ()) -> Path:
+    """A wheel holding the files its ``record`` lists (directories as directory entries),
+    and the ``unlisted`` files it does not."""
     import zipfile
 
     with zipfile.ZipFile(path, "w") as archive:
+        for line in record.splitlines():
+            name = line.partition(",")[0]
+            if name != "demo-1.0.dist-info/RECORD":
+                archive.writestr(name, "" if name.endswith("/") else name)
+        for name in unlisted:
+            archive.writestr(name, name)
         archive.writestr("demo-1.0.dist-info/RECORD", record)
     return path
 
@@ -419,6 +428,8 @@ def test_the_files_of_a_wheel_are_named_as_an_installed_record_names_them(tmp_pa
         (lambda text: text.replace("demo/__init__", "demo\\__init__"), True),  # Windows, old uv
         (lambda text: text.replace("demo/__init__", "/demo/__init__"), True),  # read as uv does
         (lambda text: text.replace("native.so", '"native.so"'), True),  # CSV quoting
+        (lambda text: text + "demo-1.0.dist-info/pip_thing.txt,sha256=P,1\n", False),
+        (lambda text: text + "demo-1.0.dist-info/licenses/OLD,sha256=L,1\n", False),
     ],
     ids=[
         "same",
@@ -429,6 +440,8 @@ def test_the_files_of_a_wheel_are_named_as_an_installed_record_names_them(tmp_pa
         "backslash",
         "leading-slash",
         "quoted",
+        "unknown-dist-info-file",
+        "stale-license",
     ],
 )
 def test_an_installed_record_must_hold_exactly_the_files_of_the_wheel(
@@ -450,3 +463,85 @@ def test_an_unreadable_installed_record_is_no_match(tmp_path: Path) -> None:
     installed.write_bytes(b"\xff\xfe not utf-8")
     assert not installed_from(installed, wheel)
     assert not installed_from(tmp_path / "missing", wheel)
+
+
+def test_after_a_forced_install_an_unknown_installer_file_is_let_pass(tmp_path: Path) -> None:
+    from freshinstall.install import installed_from
+
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", WHEEL_RECORD)
+    installed = tmp_path / "RECORD"
+    installed.write_text(INSTALLED_RECORD + "demo-1.0.dist-info/pip_thing.txt,sha256=P,1\n")
+    assert not installed_from(installed, wheel)  # enough to force the install
+    assert installed_from(installed, wheel, strict=False)  # not to stop after it
+    installed.write_text(INSTALLED_RECORD + "demo/gone.py,sha256=G,1\n")
+    assert not installed_from(installed, wheel, strict=False)
+
+
+def test_bytecode_directories_and_unlisted_files_of_a_wheel_are_its_files(tmp_path: Path) -> None:
+    from freshinstall.install import installed_from, wheel_files
+
+    record = WHEEL_RECORD + "demo/__pycache__/x.cpython-311.pyc,sha256=PYC,9\ndemo/sub/,,\n"
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", record, unlisted=("demo/x.py",))
+    files = wheel_files(wheel)
+    assert files is not None
+    assert files["demo/__pycache__/x.cpython-311.pyc"] == "sha256=PYC"
+    assert files["demo/x.py"] == ""  # installers list it without a hash
+    assert "demo/sub/" not in files
+    installed = tmp_path / "RECORD"
+    shipped = "demo/__pycache__/x.cpython-311.pyc,sha256=PYC,9\ndemo/x.py,,8\n"
+    installed.write_text(INSTALLED_RECORD + shipped, encoding="utf-8")
+    assert installed_from(installed, wheel)
+    installed.write_text(INSTALLED_RECORD, encoding="utf-8")  # the shipped bytecode is missing
+    assert not installed_from(installed, wheel)
+
+
+class ScriptedInstaller(Installer):
+    """An installer whose installs write the RECORDs a test gives, one per call, into SITE."""
+
+    name = "scripted"
+    forces_on_demand = True
+    site: Path
+    records: list[dict[str, str]]
+    calls: list[bool]
+
+    def resolve_target(self) -> str:
+        return str(self.site)
+
+    def run_install(self, request: Request, *, force: bool) -> None:  # noqa: ARG002
+        self.calls.append(force)
+        for dist_info, text in self.records.pop(0).items():
+            (self.site / dist_info).mkdir(parents=True, exist_ok=True)
+            (self.site / dist_info / "RECORD").write_text(text, encoding="utf-8")
+
+    def find_installed_record(self, project: str) -> Path | None:
+        return find_record([self.site], project)
+
+
+def scripted(tmp_path: Path, *records: dict[str, str]) -> ScriptedInstaller:
+    installer = ScriptedInstaller()
+    installer.site, installer.records, installer.calls = tmp_path / "site", list(records), []
+    return installer
+
+
+@pytest.mark.parametrize(
+    ("extra", "calls"),
+    [("", [False]), ("demo-1.0.data/scripts/demo,sha256=DDD,4\n", [True])],
+    ids=["plain", "with-scripts"],  # a wheel with .data scripts is installed forced at once
+)
+def test_the_record_of_the_wheels_own_dist_info_is_checked_and_reported(
+    tmp_path: Path, extra: str, calls: list[bool]
+) -> None:
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", WHEEL_RECORD + extra)
+    leftover = {"Demo-0.9.dist-info": "demo/__init__.py,sha256=OLD,1\n"}  # sorts first
+    installer = scripted(tmp_path, {**leftover, "demo-1.0.dist-info": INSTALLED_RECORD})
+    result = installer.install(Request("demo", tmp_path, wheel))
+    assert installer.calls == calls
+    assert result.record == installer.site / "demo-1.0.dist-info" / "RECORD"
+
+
+def test_an_unknown_installer_file_costs_a_forced_install_not_an_error(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", WHEEL_RECORD)
+    unknown = INSTALLED_RECORD + "demo-1.0.dist-info/new_installer_file,sha256=N,1\n"
+    installer = scripted(tmp_path, {"demo-1.0.dist-info": unknown}, {"demo-1.0.dist-info": unknown})
+    installer.install(Request("demo", tmp_path, wheel))
+    assert installer.calls == [False, True]

@@ -27,7 +27,7 @@ def run(
     stdin: bytes | None = None,
     capture: bool = False,
 ) -> str:
-    """Run ``argv`` and return its combined output as text (see :func:`run_bytes`)."""
+    """Run ``argv`` and return its output as text (see :func:`run_bytes`)."""
     output = run_bytes(argv, cwd=cwd, env=env, stream=stream, stdin=stdin, capture=capture)
     return output.decode(errors="replace")
 
@@ -41,7 +41,7 @@ def run_bytes(
     stdin: bytes | None = None,
     capture: bool = False,
 ) -> bytes:
-    """Run ``argv`` and return its combined output.
+    """Run ``argv`` and return its combined output (stdout alone with ``capture``).
 
     With ``stream`` the command is echoed as ``$ ...`` and its output goes straight to our
     stderr (stdout stays reserved for results); otherwise the output is captured and carried

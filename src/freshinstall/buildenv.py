@@ -139,9 +139,7 @@ def environment(
             env = BuildEnv(found, uv, stream=stream)
             if _checked(found) > now - REUSE_NS:
                 return env
-            if still_current(env, requirements, python):
-                with contextlib.suppress(OSError):  # then it is checked again next time
-                    os.utime(found / COMPLETE, ns=(now, now))
+            if still_current(env, requirements, python) and _mark_checked(found, now):
                 return env
         path = cache / f"{key}-{now}"
         try:
@@ -284,6 +282,17 @@ def _created(path: Path) -> int | None:
     return int(created) if dash and created.isdigit() else None
 
 
+def _mark_checked(path: Path, now: int) -> bool:
+    """Record that the environment ``path`` was checked ``now``. False if that cannot be
+    written: then it must not be handed out, as its old check time would let another build
+    delete it while this one uses it."""
+    try:
+        os.utime(path / COMPLETE, ns=(now, now))
+    except OSError:
+        return False
+    return True
+
+
 def _checked(path: Path) -> int:
     """When the environment ``path`` was made or last found to hold its resolution (0: never,
     it is not complete)."""
@@ -326,13 +335,14 @@ def _delete_unused(cache: Path, key: str, now: int) -> None:
         paths = [(path, created) for path in cache.iterdir() if (created := _created(path))]
     except OSError:
         return
-    newest: dict[str, int] = {}
+    newest: dict[str, int] = {}  # of the complete ones: a half-made one replaces nothing
     for path, created in paths:
-        owner = path.name.rpartition("-")[0]
-        newest[owner] = max(newest.get(owner, 0), created)
+        if _checked(path):
+            owner = path.name.rpartition("-")[0]
+            newest[owner] = max(newest.get(owner, 0), created)
 
     def unused(path: Path, created: int) -> bool:
-        replaced = created < newest[path.name.rpartition("-")[0]]
+        replaced = created < newest.get(path.name.rpartition("-")[0], 0)
         cutoff = now - (REPLACED_DELETE_NS if replaced else DELETE_NS)
         return max(created, _checked(path)) < cutoff
 

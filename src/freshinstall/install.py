@@ -143,27 +143,28 @@ class Installer:
         wheel = request.wheel
         if wheel is None or not self.forces_on_demand or wheel_files(wheel) is None:
             self.run_install(request, force=True)
-            return InstallResult(
-                self.name, self.target(), self._record(request), time.monotonic() - start
-            )
+            record = self._wheel_record(request, wheel) or self._record(request)
+            return InstallResult(self.name, self.target(), record, time.monotonic() - start)
         self.run_install(request, force=False)
         found = self._wheel_record(request, wheel)
         if found is None or not installed_from(found, wheel):
             self.run_install(request, force=True)
             found = self._wheel_record(request, wheel) or self._record(request)
-            if not installed_from(found, wheel):
+            # Forced, uv installs from the wheel itself: a file of its own in the .dist-info
+            # directory that we do not know of is no reason to stop.
+            if not installed_from(found, wheel, strict=False):
                 raise InstallError(
                     f"{self.name} installed {request.project}, but not the files of "
                     f"{wheel.name}: its RECORD ({found}) lists others"
                 )
         return InstallResult(self.name, self.target(), found, time.monotonic() - start)
 
-    def _wheel_record(self, request: Request, wheel: Path) -> Path | None:
+    def _wheel_record(self, request: Request, wheel: Path | None) -> Path | None:
         """The installed RECORD of ``wheel``'s own ``.dist-info`` directory (not a leftover of
         another version beside it), if installed."""
         found = self.find_installed_record(request.project)
-        if found is None:
-            return None
+        if found is None or wheel is None:
+            return found
         own = found.parent.parent / wheel_dist_info(wheel) / "RECORD"
         return own if own.is_file() else None
 
@@ -463,9 +464,10 @@ def wheel_console_scripts(wheel: Path) -> list[str]:
 
 def wheel_files(wheel: Path) -> dict[str, str] | None:
     """The files ``wheel`` installs into site-packages, as an installed RECORD names them, with
-    the hash its RECORD gives (``sha256=...``); its RECORD itself left out. None when it has
-    files that go elsewhere (``.data/`` scripts, headers, data): an installed RECORD names
-    those by where they went, and rewrites scripts, so it cannot vouch for them."""
+    the hash its RECORD gives (``sha256=...``; empty for a file it does not list, as
+    installers then write it); its RECORD itself left out. None when it has files that go
+    elsewhere (``.data/`` scripts, headers, data): an installed RECORD names those by where
+    they went, and rewrites scripts, so it cannot vouch for them."""
     import zipfile
 
     dist_info = wheel_dist_info(wheel)
@@ -473,30 +475,34 @@ def wheel_files(wheel: Path) -> dict[str, str] | None:
     try:
         with zipfile.ZipFile(wheel) as archive:
             text = archive.read(f"{dist_info}/RECORD").decode("utf-8")
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
     except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as error:
         raise InstallError(f"cannot read the RECORD of {wheel.name}: {error}") from None
+    hashes = dict(_record_rows(text))
     files = {}
-    for name, digest in _record_rows(text):
+    for name in names:
         if name == f"{dist_info}/RECORD":
             continue
-        if name.startswith(data):
-            scheme, _, name = name.removeprefix(data).partition("/")  # noqa: PLW2901
-            if scheme not in ("purelib", "platlib"):
-                return None
-        files[name] = digest
+        digest = hashes.get(name, "")
+        scheme, _, moved = name.removeprefix(data).partition("/")
+        if name.startswith(data) and scheme not in ("purelib", "platlib"):
+            return None
+        files[moved if name.startswith(data) else name] = digest
     return files
 
 
-#: What installers write into a ``.dist-info`` directory themselves (PEP 376, PEP 610, uv).
+#: What installers write into a ``.dist-info`` directory themselves: PEP 376, PEP 610 and uv's
+#: ``uv_*.json`` (uv_cache.json).
 INSTALLER_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 
 
-def installed_from(record: Path, wheel: Path) -> bool:
+def installed_from(record: Path, wheel: Path, *, strict: bool = True) -> bool:
     """Whether the installed ``record`` holds exactly the files of ``wheel`` (see wheel_files),
-    each with the wheel's hash. Besides them it may list only what installers add: files out
-    of site-packages (``../``, console scripts), compiled bytecode (``__pycache__``) and
-    files in the ``.dist-info`` directory (INSTALLER_FILES, uv's ``uv_cache.json``). A file
-    the wheel no longer has, still installed, is a difference."""
+    each with the wheel's hash, and nothing else but what installers add: files out of
+    site-packages (``../``: console scripts), bytecode (``__pycache__``) and their own files
+    in the ``.dist-info`` directory (INSTALLER_FILES, ``uv_*.json``). So a file the wheel no
+    longer has, still installed, is a difference. Not ``strict``: any other file in the
+    ``.dist-info`` directory is let pass too (an installer's file we do not know of)."""
     expected = wheel_files(wheel)
     try:
         text = record.read_text(encoding="utf-8")
@@ -507,9 +513,15 @@ def installed_from(record: Path, wheel: Path) -> bool:
     dist_info = f"{wheel_dist_info(wheel)}/"
     installed = {}
     for name, digest in _record_rows(text):
-        added = name.startswith("../") or "__pycache__" in name.split("/")
-        if not (added or (name.startswith(dist_info) and name not in expected)):
-            installed[name] = digest
+        if name not in expected:
+            in_dist_info = name.startswith(dist_info) and "/" not in name.removeprefix(dist_info)
+            own = name.removeprefix(dist_info)
+            known = own in INSTALLER_FILES or (own.startswith("uv_") and own.endswith(".json"))
+            if name.startswith("../") or "__pycache__" in name.split("/"):
+                continue
+            if in_dist_info and (known or not strict):
+                continue
+        installed[name] = digest
     return installed == expected
 
 
