@@ -545,3 +545,13 @@ def test_an_unknown_installer_file_costs_a_forced_install_not_an_error(tmp_path:
     installer = scripted(tmp_path, {"demo-1.0.dist-info": unknown}, {"demo-1.0.dist-info": unknown})
     installer.install(Request("demo", tmp_path, wheel))
     assert installer.calls == [False, True]
+
+
+def test_site_packages_of_cpython_pypy_and_windows_environments(tmp_path: Path) -> None:
+    from freshinstall.install import venv_site_dirs
+
+    for layout in ["lib/python3.11/site-packages", "lib/pypy3.10/site-packages"]:
+        (tmp_path / layout.split("/")[1] / layout).mkdir(parents=True)
+        env = tmp_path / layout.split("/")[1]
+        assert env / layout in venv_site_dirs(env)
+    assert venv_site_dirs(tmp_path / "win")[0] == tmp_path / "win" / "Lib" / "site-packages"

@@ -394,7 +394,7 @@ def canonical(name: str) -> str:
 
 def venv_site_dirs(env: Path) -> list[Path]:
     """Candidate site-packages directories of the virtual environment at ``env``."""
-    return [env / "Lib" / "site-packages", *sorted(env.glob("lib/python*/site-packages"))]
+    return [env / "Lib" / "site-packages", *sorted(env.glob("lib/*/site-packages"))]  # PyPy too
 
 
 def dist_infos(site: Path, project: str) -> Iterator[Path]:
