@@ -9,6 +9,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import pytest
+
 PACKAGES = Path(__file__).parent / "packages"
 
 
@@ -61,6 +65,17 @@ def uv(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(
         [find_uv(), *args], cwd=cwd, capture_output=True, text=True, check=True
     ).stdout
+
+
+def first_on_path(monkeypatch: pytest.MonkeyPatch, directory: Path, name: str, text: str) -> Path:
+    """Write the executable ``directory/name`` holding ``text``; put ``directory`` first on PATH
+    (a wrapper of uv, say, that freshinstall then finds before the real one)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return path
 
 
 def git(cwd: Path, *args: str) -> str:

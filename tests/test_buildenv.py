@@ -15,7 +15,7 @@ import pytest
 
 from freshinstall import buildenv
 from tests.conftest import MakeProject
-from tests.helpers import Sandbox, freshinstall
+from tests.helpers import Sandbox, first_on_path, freshinstall
 
 pytestmark = pytest.mark.slow
 
@@ -153,14 +153,10 @@ def wrap_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, answe
     """Put a uv first on PATH that answers ``command`` (``pip compile``...) with ``answer``."""
     from freshinstall.install import find_uv
 
-    wrapper = tmp_path / "wrapper" / "uv"
-    wrapper.parent.mkdir()
     script = UV_WRAPPER.format(
         python=sys.executable, command=command.split(), answer=answer, uv=find_uv()
     )
-    wrapper.write_text(script, encoding="utf-8")
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    first_on_path(monkeypatch, tmp_path / "wrapper", "uv", script)
 
 
 @pytest.mark.parametrize(

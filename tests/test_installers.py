@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import venv
@@ -14,7 +13,7 @@ import pytest
 
 from freshinstall.install import Installer, Request, find_record
 from tests.conftest import MakeProject
-from tests.helpers import Result, Sandbox, freshinstall
+from tests.helpers import Result, Sandbox, first_on_path, freshinstall
 
 pytestmark = pytest.mark.slow
 
@@ -277,12 +276,8 @@ def logging_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     from freshinstall.install import find_uv
 
     log, mode = tmp_path / "uv.log", tmp_path / "uv.mode"
-    wrapper = tmp_path / "logging-uv" / "uv"
-    wrapper.parent.mkdir()
     script = UV_LOGGING.format(python=sys.executable, log=str(log), mode=str(mode), uv=find_uv())
-    wrapper.write_text(script, encoding="utf-8")
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    first_on_path(monkeypatch, tmp_path / "logging-uv", "uv", script)
     return log, mode
 
 

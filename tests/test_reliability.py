@@ -30,7 +30,15 @@ import pytest
 
 from freshinstall import buildenv
 from tests.conftest import MakeProject
-from tests.helpers import Result, Sandbox, freshinstall, kill_groups, start_group, uv
+from tests.helpers import (
+    Result,
+    Sandbox,
+    first_on_path,
+    freshinstall,
+    kill_groups,
+    start_group,
+    uv,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -582,13 +590,8 @@ def test_failing_uv_is_one_clean_error(
 ) -> None:
     from freshinstall.install import find_uv
 
-    real = find_uv()
-    fake_dir = tmp_path / "fake-bin"
-    fake_dir.mkdir()
-    fake = fake_dir / "uv"
-    fake.write_text(FAKE_UV.format(pattern=shlex.quote(pattern), real=shlex.quote(real)))
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake_dir}{os.pathsep}{os.environ['PATH']}")
+    script = FAKE_UV.format(pattern=shlex.quote(pattern), real=shlex.quote(find_uv()))
+    first_on_path(monkeypatch, tmp_path / "fake-bin", "uv", script)
     project = make_project("setuptools_cli")
 
     result = freshinstall(project, timeout=120)

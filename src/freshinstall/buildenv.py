@@ -282,6 +282,11 @@ def _created(path: Path) -> int | None:
     return int(created) if dash and created.isdigit() else None
 
 
+def _key_of(path: Path) -> str:
+    """The key of the environment ``<key>-<ns>``."""
+    return path.name.rpartition("-")[0]
+
+
 def _mark_checked(path: Path, now: int) -> bool:
     """Record that the environment ``path`` was checked ``now``. False if that cannot be
     written: then it must not be handed out, as its old check time would let another build
@@ -338,18 +343,17 @@ def _delete_unused(cache: Path, key: str, now: int) -> None:
     newest: dict[str, int] = {}  # of the complete ones: a half-made one replaces nothing
     for path, created in paths:
         if _checked(path):
-            owner = path.name.rpartition("-")[0]
-            newest[owner] = max(newest.get(owner, 0), created)
+            newest[_key_of(path)] = max(newest.get(_key_of(path), 0), created)
 
     def unused(path: Path, created: int) -> bool:
-        replaced = created < newest.get(path.name.rpartition("-")[0], 0)
+        replaced = created < newest.get(_key_of(path), 0)
         cutoff = now - (REPLACED_DELETE_NS if replaced else DELETE_NS)
         return max(created, _checked(path)) < cutoff
 
     for path, created in paths:
         if not path.is_dir() or not unused(path, created):
             continue
-        owner = path.name.rpartition("-")[0]
+        owner = _key_of(path)
         lock = None if owner == key else filelock.FileLock(cache / f"{owner}.lock")
         try:
             if lock is not None:
@@ -435,7 +439,9 @@ def _pins(lines: Iterable[str]) -> dict[str, str] | None:
 def _installed(path: Path) -> dict[str, str] | None:
     """The distributions installed in the environment at ``path``, as :func:`_pins` gives them
     (from the ``<name>-<version>.dist-info`` directories uv writes); None if unreadable."""
-    found = [*path.glob("lib/*/site-packages"), *path.glob("Lib/site-packages")]
+    from freshinstall.install import venv_site_dirs
+
+    found = [site for site in venv_site_dirs(path) if site.is_dir()]
     if len(found) != 1:
         return None
     try:

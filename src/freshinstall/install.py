@@ -513,15 +513,15 @@ def installed_from(record: Path, wheel: Path, *, strict: bool = True) -> bool:
     dist_info = f"{wheel_dist_info(wheel)}/"
     installed = {}
     for name, digest in _record_rows(text):
-        if name not in expected:
-            in_dist_info = name.startswith(dist_info) and "/" not in name.removeprefix(dist_info)
-            own = name.removeprefix(dist_info)
-            known = own in INSTALLER_FILES or (own.startswith("uv_") and own.endswith(".json"))
-            if name.startswith("../") or "__pycache__" in name.split("/"):
-                continue
-            if in_dist_info and (known or not strict):
-                continue
-        installed[name] = digest
+        own = name.removeprefix(dist_info)  # the file's name if in the .dist-info directory
+        installers = own in INSTALLER_FILES or (own.startswith("uv_") and own.endswith(".json"))
+        added = (
+            name.startswith("../")
+            or "__pycache__" in name.split("/")
+            or (name.startswith(dist_info) and "/" not in own and (installers or not strict))
+        )
+        if name in expected or not added:
+            installed[name] = digest
     return installed == expected
 
 
