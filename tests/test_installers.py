@@ -293,6 +293,27 @@ def wheel_installs(log: Path) -> list[str]:
     return ["forced" if "--reinstall-package" in line else "plain" for line in installs]
 
 
+def test_a_stamped_target_is_installed_into_without_asking_uv_again(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, _ = logging_uv(tmp_path, monkeypatch)
+    project = make_project("setuptools_cli")
+    cli = project / "src" / "stcli" / "cli.py"
+
+    def rebuilt_asking_for_the_target(text: str) -> bool:
+        cli.write_text(cli.read_text() + f"\n# {text}\n", encoding="utf-8")
+        log.write_text("", encoding="utf-8")
+        assert run_json(project)["installed"]
+        return "tool dir" in log.read_text(encoding="utf-8")
+
+    assert rebuilt_asking_for_the_target("first")  # nothing stamped yet
+    assert not rebuilt_asking_for_the_target("second")  # stamped, from the same settings
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("UV_TOOL_DIR", str(elsewhere))
+    assert rebuilt_asking_for_the_target("third")  # another UV_TOOL_DIR: asked again
+    assert (elsewhere / "stcli").is_dir()
+
+
 @pytest.mark.parametrize("installer", ["uv-tool", "uv-pip"])
 def test_uv_installs_a_new_wheel_unforced_and_is_forced_only_when_it_did_not(
     make_project: MakeProject,

@@ -121,6 +121,11 @@ class Installer:
             self._target = self.resolve_target()
         return self._target
 
+    def assume_target(self, target: str) -> None:
+        """Take ``target`` as the answer of :meth:`resolve_target` (one stamped for the same
+        :meth:`locator`)."""
+        self._target = target
+
     def resolve_target(self) -> str:  # pragma: no cover - every installer defines it
         raise NotImplementedError
 
