@@ -261,9 +261,11 @@ def report(results: list[Result], info: dict[str, Any], runs: int) -> dict[str, 
     by_label = {result.label: result for result in results}
     anchor = by_label[ANCHOR].median
     no_change = by_label[NO_CHANGE].median / anchor
-    # Every build with a kept environment: within the hour, or the first of an hour.
-    changed = max(by_label[CHANGED].median, by_label[HOUR_BUILD].median) / anchor
-    first = by_label[FIRST_BUILD].median / anchor
+    # Every changed-tree build: within the hour, the first of an hour, or one that makes its
+    # build environment.
+    changed_rows = (CHANGED, HOUR_BUILD, FIRST_BUILD)
+    slowest = max(changed_rows, key=lambda label: by_label[label].median)
+    changed = by_label[slowest].median / anchor
     return {
         "machine": info,
         "runs": runs,
@@ -289,10 +291,10 @@ def report(results: list[Result], info: dict[str, Any], runs: int) -> dict[str, 
         },
         "changed_tree": {
             "ratio": changed,
+            "slowest": slowest,
             "target": CHANGED_TARGET,
             "pass": changed <= CHANGED_TARGET,
         },
-        "first_build": {"ratio": first},
     }
 
 
@@ -329,15 +331,11 @@ def render(data: dict[str, Any]) -> str:
         f"{no_change['ratio']:.3f}x (target ≤ 1/10 = {NO_CHANGE_TARGET:.2f}x)"
     )
     changed_line = (
-        f"{'PASS' if changed['pass'] else 'FAIL'}: {CHANGED}, the slower of within and first "
-        f"of the hour / {ANCHOR} = {changed['ratio']:.2f}x (target ≤ {CHANGED_TARGET:.2f}x, "
-        "issue 3)"
+        f"{'PASS' if changed['pass'] else 'FAIL'}: changed tree, the slowest of the three "
+        f"{CHANGED} rows ({changed['slowest']}) / {ANCHOR} = {changed['ratio']:.2f}x "
+        f"(target ≤ {CHANGED_TARGET:.2f}x, issue 3)"
     )
-    first_line = (
-        f"info: {FIRST_BUILD} / {ANCHOR} = {data['first_build']['ratio']:.2f}x (the first "
-        "build of a set of build requirements makes its build environment)"
-    )
-    lines += ["", no_change_line, changed_line, first_line]
+    lines += ["", no_change_line, changed_line]
     return "\n".join(lines)
 
 

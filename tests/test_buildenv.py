@@ -5,6 +5,7 @@ Real builds with setuptools and uv; the cache is the sandbox's $XDG_CACHE_HOME.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -235,19 +236,24 @@ def test_a_half_made_environment_is_never_used(make_project: MakeProject, sandbo
     assert not (first / buildenv.COMPLETE).exists()
 
 
-def test_requirements_asked_for_at_build_time_never_enter_the_shared_environment(
-    make_project: MakeProject, sandbox: Sandbox
-) -> None:
-    project = make_project("setuptools_cli")
+def with_backend(project: Path, module: str, source: str) -> Path:
+    """``project`` built by the in-tree backend ``module`` (in ``_backend``), of ``source``."""
     (project / "_backend").mkdir()
-    (project / "_backend" / "asking.py").write_text(ASKING_BACKEND, encoding="utf-8")
+    (project / "_backend" / f"{module}.py").write_text(source, encoding="utf-8")
     pyproject = project / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
             'build-backend = "setuptools.build_meta"',
-            'build-backend = "asking"\nbackend-path = ["_backend"]',
+            f'build-backend = "{module}"\nbackend-path = ["_backend"]',
         )
     )
+    return project
+
+
+def test_requirements_asked_for_at_build_time_never_enter_the_shared_environment(
+    make_project: MakeProject, sandbox: Sandbox
+) -> None:
+    project = with_backend(make_project("setuptools_cli"), "asking", ASKING_BACKEND)
     installed(project)
     by_contents = {
         tuple(json.loads((env / buildenv.COMPLETE).read_text())): env for env in envs(sandbox)
@@ -515,3 +521,125 @@ def test_an_environment_whose_check_cannot_be_recorded_is_not_handed_out(
     second = make("two")
     assert second != first
     assert (second / buildenv.COMPLETE).is_file()
+
+
+#: An in-tree backend whose first hook, before importing setuptools, waits until setuptools has
+#: bytecode in the environment: only a process beside the hook can have written it. It records
+#: the file and its inode, which import would change by writing the file anew.
+WAITING_BACKEND = """\
+import importlib.util, os, time
+
+
+def _wait_for_bytecode():
+    cache = importlib.util.cache_from_source(importlib.util.find_spec("setuptools").origin)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(cache):
+        if time.monotonic() > deadline:
+            raise RuntimeError("no bytecode was written beside the hook")
+        time.sleep(0.02)
+    with open(os.environ["SEEN_BYTECODE"], "w", encoding="utf-8") as seen:
+        seen.write(f"{cache}\\n{os.stat(cache).st_ino}\\n")
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    _wait_for_bytecode()
+    from setuptools import build_meta
+
+    return build_meta.get_requires_for_build_wheel(config_settings)
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    from setuptools import build_meta
+
+    return build_meta.build_wheel(wheel_directory, config_settings, metadata_directory)
+"""
+
+
+def pyc_header(cache: Path) -> tuple[int, int, int]:
+    """The flags, source mtime and source size of a .pyc file (PEP 552)."""
+    data = cache.read_bytes()[4:16]
+    flags, mtime, size = (int.from_bytes(data[at : at + 4], "little") for at in (0, 4, 8))
+    return flags, mtime, size
+
+
+def test_a_new_environment_is_compiled_beside_the_first_hook_as_import_would(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    # py_compile's default would then be hash-checked files, which import never writes.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "315532800")
+    seen = tmp_path / "seen"
+    monkeypatch.setenv("SEEN_BYTECODE", str(seen))
+    project = with_backend(make_project("setuptools_cli"), "waiting", WAITING_BACKEND)
+    first = freshinstall("--force", "-v", project, timeout=300)
+    assert first.code == 0, first.stderr
+    assert "py_compile" in first.stderr  # the helper's command line, shown with -v
+    name, inode = seen.read_text(encoding="utf-8").splitlines()
+    cache = Path(name)
+    assert cache.stat().st_ino == int(inode)  # the hook's import took the file as it was
+    flags, _, _ = pyc_header(cache)
+    assert flags == 0  # timestamp-based, as import writes it
+
+    again = freshinstall("--force", "-v", project, timeout=300)
+    assert again.code == 0, again.stderr
+    assert "py_compile" not in again.stderr  # a kept environment was compiled by its first build
+    assert "stcli.cli" in sandbox.run_tool("stcli")
+
+
+def made_venv(path: Path, modules: int) -> tuple[buildenv.BuildEnv, Path]:
+    """A virtual environment of this Python whose site-packages holds ``modules`` modules."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", path], check=True)
+    (site,) = path.glob("lib/python*/site-packages")
+    for number in range(modules):
+        (site / f"module{number}.py").write_text(f"VALUE = {number}\n", encoding="utf-8")
+    return buildenv.BuildEnv(path, "uv", stream=True, new=True), site
+
+
+def writing_bytecode() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
+def test_the_compiler_writes_what_import_takes_as_it_is(tmp_path: Path) -> None:
+    import subprocess
+
+    env, site = made_venv(tmp_path / "env", 20)
+    (site / "package").mkdir()
+    (site / "package" / "__init__.py").write_text("", encoding="utf-8")
+    (site / "package" / "inner.py").write_text("VALUE = 'inner'\n", encoding="utf-8")
+    environ = {**writing_bytecode(), "SOURCE_DATE_EPOCH": "315532800"}
+    expected = [*site.glob("*.py"), *site.glob("package/*.py")]
+    with buildenv.compiling(env, environ):
+        deadline = time.monotonic() + 120
+        while not all(Path(importlib.util.cache_from_source(path)).exists() for path in expected):
+            assert time.monotonic() < deadline, "the compiler did not finish"
+            time.sleep(0.02)
+    caches = {path: Path(importlib.util.cache_from_source(path)) for path in expected}
+    for path, cache in caches.items():
+        info = path.stat()
+        assert pyc_header(cache) == (0, int(info.st_mtime) & 0xFFFFFFFF, info.st_size)
+    inodes = {cache: cache.stat().st_ino for cache in caches.values()}
+    script = "import package.inner, module0, module19"
+    subprocess.run([env.python_executable, "-c", script], env=environ, check=True)
+    assert {cache: cache.stat().st_ino for cache in caches.values()} == inodes
+
+
+def test_the_compiler_stops_when_the_build_is_done(tmp_path: Path) -> None:
+    env, site = made_venv(tmp_path / "env", 2000)
+    with buildenv.compiling(env, writing_bytecode()):
+        pass
+    assert len(list(site.glob("__pycache__/*.pyc"))) < 2000
+
+
+@pytest.mark.parametrize(
+    ("new", "variables"), [(False, {}), (True, {"PYTHONDONTWRITEBYTECODE": "1"})]
+)
+def test_no_compiler_for_a_kept_environment_or_without_bytecode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], new: bool, variables: dict[str, str]
+) -> None:
+    env, _ = made_venv(tmp_path / "env", 1)
+    env.new = new
+    with buildenv.compiling(env, {**writing_bytecode(), **variables}):
+        pass
+    assert "py_compile" not in capsys.readouterr().err

@@ -13,6 +13,7 @@ from freshinstall.errors import CommandError, ToolNotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Mapping, Sequence
 
 StrPath = str | os.PathLike[str]
@@ -80,6 +81,32 @@ def run_bytes(
     if completed.returncode != 0:
         raise CommandError(args, completed.returncode, everything.decode(errors="replace"))
     return output
+
+
+def start_quiet(
+    argv: Sequence[StrPath], *, cwd: StrPath, env: Mapping[str, str], stream: bool = False
+) -> subprocess.Popen[bytes] | None:
+    """Start ``argv`` beside what runs next, its output discarded, its stdin a pipe that the
+    caller closes to tell it to stop; None when it cannot be started. With ``stream`` the
+    command is echoed as ``$ ...``."""
+    import subprocess
+
+    args = [os.fspath(arg) for arg in argv]
+    if stream:
+        import shlex
+
+        print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
+    try:
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
 
 
 def _stderr_fd() -> int | None:

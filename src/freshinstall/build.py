@@ -230,17 +230,21 @@ def _run_backend(
         env = buildenv.environment(
             requirements, workdir / scratch, uv=uv, python=python, stream=stream
         )
+        # Until the build is done (or moves to another environment): see buildenv.compiling.
+        compiling.close()
+        compiling.enter_context(buildenv.compiling(env, {**os.environ, **env.make_extra_environ()}))
         return build.ProjectBuilder.from_isolated_env(env, source, runner=runner)
 
     try:
-        requires = build.ProjectBuilder(source, runner=runner).build_system_requires
-        builder = environment(requires, "env")
-        with _backend_errors(builder):
-            more = builder.get_requires_for_build("wheel", config_settings) - requires
-        if more:  # never added to a shared environment: one with all of them
-            builder = environment(requires | more, "env-more")
-        with _backend_errors(builder):
-            wheel = Path(builder.build("wheel", workdir / "out", config_settings))
+        with contextlib.ExitStack() as compiling:
+            requires = build.ProjectBuilder(source, runner=runner).build_system_requires
+            builder = environment(requires, "env")
+            with _backend_errors(builder):
+                more = builder.get_requires_for_build("wheel", config_settings) - requires
+            if more:  # never added to a shared environment: one with all of them
+                builder = environment(requires | more, "env-more")
+            with _backend_errors(builder):
+                wheel = Path(builder.build("wheel", workdir / "out", config_settings))
     except build.BuildException as error:
         raise BuildError(str(error)) from None
     return wheel, buildenv.chosen_interpreter(builder.python_executable)
