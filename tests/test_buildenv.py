@@ -5,16 +5,19 @@ Real builds with setuptools and uv; the cache is the sandbox's $XDG_CACHE_HOME.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from freshinstall import buildenv
+from freshinstall import _process, buildenv
 from tests.conftest import MakeProject
 from tests.helpers import Sandbox, first_on_path, freshinstall
 
@@ -588,7 +591,6 @@ def test_a_new_environment_is_compiled_beside_the_first_hook_as_import_would(
 
 def made_venv(path: Path, modules: int) -> tuple[buildenv.BuildEnv, Path]:
     """A virtual environment of this Python whose site-packages holds ``modules`` modules."""
-    import subprocess
 
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", path], check=True)
     (site,) = path.glob("lib/python*/site-packages")
@@ -602,7 +604,6 @@ def writing_bytecode() -> dict[str, str]:
 
 
 def test_the_compiler_writes_what_import_takes_as_it_is(tmp_path: Path) -> None:
-    import subprocess
 
     env, site = made_venv(tmp_path / "env", 20)
     (site / "package").mkdir()
@@ -625,21 +626,53 @@ def test_the_compiler_writes_what_import_takes_as_it_is(tmp_path: Path) -> None:
     assert {cache: cache.stat().st_ino for cache in caches.values()} == inodes
 
 
-def test_the_compiler_stops_when_the_build_is_done(tmp_path: Path) -> None:
+def started_compilers(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """The compilers buildenv.compiling starts from now on."""
+    started: list[subprocess.Popen[bytes]] = []
+    real = _process.start_quiet
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes] | None:
+        process = real(*args, **kwargs)
+        if process is not None:
+            started.append(process)
+        return process
+
+    monkeypatch.setattr(buildenv, "start_quiet", start)
+    return started
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_the_compiler_has_stopped_when_the_build_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: bool
+) -> None:
+    started = started_compilers(monkeypatch)
     env, site = made_venv(tmp_path / "env", 2000)
-    with buildenv.compiling(env, writing_bytecode()):
-        pass
-    assert len(list(site.glob("__pycache__/*.pyc"))) < 2000
+    with contextlib.suppress(KeyError), buildenv.compiling(env, writing_bytecode()):
+        if failing:
+            raise KeyError("the build failed")
+    (compiler,) = started
+    assert compiler.returncode == 0  # ended, and waited for, before the build goes on
+    assert len(list(site.glob("__pycache__/*.pyc"))) < 2000  # stopped, not finished
 
 
 @pytest.mark.parametrize(
-    ("new", "variables"), [(False, {}), (True, {"PYTHONDONTWRITEBYTECODE": "1"})]
+    "case", ["kept environment", "no bytecode", "relative pycache prefix", "one cpu"]
 )
-def test_no_compiler_for_a_kept_environment_or_without_bytecode(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], new: bool, variables: dict[str, str]
+def test_no_compiler_for_a_kept_environment_without_bytecode_or_a_second_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
+    started = started_compilers(monkeypatch)
     env, _ = made_venv(tmp_path / "env", 1)
-    env.new = new
-    with buildenv.compiling(env, {**writing_bytecode(), **variables}):
+    environ = writing_bytecode()
+    if case == "kept environment":
+        env.new = False
+    elif case == "no bytecode":
+        environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    elif case == "relative pycache prefix":  # relative to the hooks' directory, not the helper's
+        environ["PYTHONPYCACHEPREFIX"] = "pycache"
+    else:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0}, raising=False)
+        monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    with buildenv.compiling(env, environ):
         pass
-    assert "py_compile" not in capsys.readouterr().err
+    assert started == []

@@ -314,6 +314,22 @@ def test_a_stamped_target_is_installed_into_without_asking_uv_again(
     assert (elsewhere / "stcli").is_dir()
 
 
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("uv-tool", "stamped"), ("uv-pip", "asked"), ("pip", "asked"), ("pipx", "asked")],
+)
+def test_only_a_target_the_locator_decides_alone_is_taken_from_the_stamp(
+    monkeypatch: pytest.MonkeyPatch, name: str, target: str
+) -> None:
+    # pipx's home also depends on whether ~/.local/pipx exists; a bare --python on PATH.
+    from freshinstall.install import make_installer
+
+    installer = make_installer(name, python=None if name in ("uv-tool", "pipx") else "python3")
+    monkeypatch.setattr(installer, "resolve_target", lambda: "asked")
+    installer.assume_target("stamped")
+    assert installer.target() == target
+
+
 @pytest.mark.parametrize("installer", ["uv-tool", "uv-pip"])
 def test_uv_installs_a_new_wheel_unforced_and_is_forced_only_when_it_did_not(
     make_project: MakeProject,

@@ -87,8 +87,9 @@ def start_quiet(
     argv: Sequence[StrPath], *, cwd: StrPath, env: Mapping[str, str], stream: bool = False
 ) -> subprocess.Popen[bytes] | None:
     """Start ``argv`` beside what runs next, its output discarded, its stdin a pipe that the
-    caller closes to tell it to stop; None when it cannot be started. With ``stream`` the
-    command is echoed as ``$ ...``."""
+    caller closes to tell it to stop (and that closes when this process ends, however it
+    ends); None when it cannot be started. It runs in a session of its own, out of reach of
+    the terminal's Ctrl-C. With ``stream`` the command is echoed as ``$ ...``."""
     import subprocess
 
     args = [os.fspath(arg) for arg in argv]
@@ -104,6 +105,7 @@ def start_quiet(
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
     except OSError:
         return None

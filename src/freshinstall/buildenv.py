@@ -191,16 +191,26 @@ def _fill(env: BuildEnv, requirements: Collection[str]) -> BuildEnv:
 
 #: Run by a new environment's interpreter, beside the build's hooks: writes the bytecode of
 #: every module in the site-packages directories it is given that has none yet, last file
-#: first, until its stdin closes. Any Python 3 that uv can make an environment on runs it.
-#: (os.read and os._exit: a thread blocked in sys.stdin's reader would hold that reader's
-#: lock at interpreter shutdown, which Python 3.11 ends with a fatal error.)
+#: first, at the lowest priority, until its stdin closes. Python 3.7 or later (older ones
+#: have no PycInvalidationMode: the script then compiles nothing). os.read and os._exit: a
+#: thread blocked in sys.stdin's reader would hold that reader's lock at interpreter
+#: shutdown, which Python 3.11 ends with a fatal error.
 _COMPILE = """\
 import importlib.util, os, py_compile, sys, threading
+if hasattr(os, "nice"):
+    os.nice(19)
 done = threading.Event()
-threading.Thread(target=lambda: (os.read(0, 1), done.set()), daemon=True).start()
+def watch():
+    try:
+        os.read(0, 1)
+    finally:
+        done.set()
+threading.Thread(target=watch, daemon=True).start()
 paths = []
 for site in sys.argv[1:]:
     for directory, subdirectories, names in os.walk(site):
+        if done.is_set():
+            os._exit(0)
         subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
         paths += [os.path.join(directory, name) for name in names if name.endswith(".py")]
 for path in sorted(paths, reverse=True):
@@ -232,10 +242,20 @@ def compiling(env: BuildEnv, environ: Mapping[str, str]) -> Iterator[None]:
     invalidation of the same interpreter under the same ``environ``), each atomically, as import
     does, and stops after the file at hand when the build is done with it. Not for an
     environment the build did not make (compiled by its earlier builds), nor when
-    PYTHONDONTWRITEBYTECODE asks for no bytecode; nothing the helper does can fail the build.
+    PYTHONDONTWRITEBYTECODE asks for no bytecode, nor for a relative PYTHONPYCACHEPREFIX (the
+    helper runs elsewhere than the hooks), nor with a single CPU to run on, where it would only
+    take turns with the build. It runs in a session of its own, so that Ctrl-C, which reaches
+    the build, cannot cut a file short; the closed pipe stops it. Nothing it does can fail the
+    build.
     """
     sites = [str(site) for site in _site_dirs(env.path)]
-    if not (env.new and sites) or environ.get("PYTHONDONTWRITEBYTECODE"):
+    prefix = environ.get("PYTHONPYCACHEPREFIX")
+    if (
+        not (env.new and sites)
+        or environ.get("PYTHONDONTWRITEBYTECODE")
+        or (prefix and not os.path.isabs(prefix))
+        or _one_cpu()
+    ):
         yield
         return
     argv = [env.python_executable, "-c", _COMPILE, *sites]
@@ -250,6 +270,13 @@ def compiling(env: BuildEnv, environ: Mapping[str, str]) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 helper.stdin.close()  # it stops after the file at hand
         helper.wait()
+
+
+def _one_cpu() -> bool:
+    """Whether this process may run on a single CPU only."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) == 1
+    return (os.cpu_count() or 1) == 1
 
 
 def _site_dirs(path: Path) -> list[Path]:

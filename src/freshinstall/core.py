@@ -110,12 +110,13 @@ def describe(outcome: Outcome) -> str:
 
 def resolve_target(installer: Installer, previous: stamp.Stamp | None) -> str:
     """Where ``installer`` installs: the stamped target while the settings it was resolved
-    from are unchanged (no subprocess; the install then looks for its RECORD there too),
-    else the installer's answer."""
+    from are unchanged (no subprocess; for uv-tool, the install then looks for its RECORD
+    there without asking again), else the installer's answer."""
     stamped = previous.target_for(installer.name, installer.locator()) if previous else None
-    if stamped:
-        installer.assume_target(stamped)
-    return installer.target()
+    if not stamped:
+        return installer.target()
+    installer.assume_target(stamped)
+    return stamped
 
 
 def freshen(options: Options, reporter: Reporter) -> Outcome:

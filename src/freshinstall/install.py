@@ -85,6 +85,9 @@ class Installer:
     name: ClassVar[str] = "installer"
     #: The environment variables the target is resolved from.
     locator_variables: ClassVar[tuple[str, ...]] = ()
+    #: Whether those variables (and --python) decide the target alone, so that a target
+    #: stamped from the same locator is where the install goes (see :meth:`assume_target`).
+    located_by_variables: ClassVar[bool] = False
     #: Whether a wheel is first installed without forcing the reinstall of the project, then
     #: checked against the wheel and installed again, forced, only if it differs (see install).
     forces_on_demand: ClassVar[bool] = False
@@ -122,9 +125,12 @@ class Installer:
         return self._target
 
     def assume_target(self, target: str) -> None:
-        """Take ``target`` as the answer of :meth:`resolve_target` (one stamped for the same
-        :meth:`locator`)."""
-        self._target = target
+        """Take ``target``, stamped for the same :meth:`locator`, as the answer of
+        :meth:`resolve_target`, when the locator decides it alone (uv-tool's). Not for pipx,
+        whose home also depends on whether ``~/.local/pipx`` exists, nor for an environment
+        chosen by a bare ``--python`` name, which PATH decides."""
+        if self.located_by_variables:
+            self._target = target
 
     def resolve_target(self) -> str:  # pragma: no cover - every installer defines it
         raise NotImplementedError
@@ -203,6 +209,7 @@ class UvToolInstaller(Installer):
     # uv's documented rule: UV_TOOL_DIR, else $XDG_DATA_HOME/uv/tools, else
     # ~/.local/share/uv/tools (%APPDATA%\uv\data\tools on Windows).
     locator_variables = ("UV_TOOL_DIR", "XDG_DATA_HOME", "HOME", "APPDATA")
+    located_by_variables = True
 
     def resolve_target(self) -> str:
         try:
