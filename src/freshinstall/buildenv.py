@@ -191,14 +191,14 @@ def _fill(env: BuildEnv, requirements: Collection[str]) -> BuildEnv:
 
 #: Run by a new environment's interpreter, beside the build's hooks: writes the bytecode of
 #: every module in the site-packages directories it is given that has none yet, last file
-#: first, at the lowest priority, until its stdin closes. Python 3.7 or later (older ones
-#: have no PycInvalidationMode: the script then compiles nothing). os.read and os._exit: a
-#: thread blocked in sys.stdin's reader would hold that reader's lock at interpreter
-#: shutdown, which Python 3.11 ends with a fatal error.
+#: first, until its stdin closes. Python 3.7 or later (older ones have no
+#: PycInvalidationMode: the script then compiles nothing). Not niced: it does work the first
+#: hook would otherwise do, and at nice 19 the first hook was 0.03 s slower and the second
+#: 0.04 s, medians of 9 (benchmarks/bench_first_hook.py, on a VM with other load). os.read
+#: and os._exit: a thread blocked in sys.stdin's reader would hold that reader's lock at
+#: interpreter shutdown, which Python 3.11 ends with a fatal error.
 _COMPILE = """\
 import importlib.util, os, py_compile, sys, threading
-if hasattr(os, "nice"):
-    os.nice(19)
 done = threading.Event()
 def watch():
     try:
