@@ -234,9 +234,9 @@ def compiling(env: BuildEnv, environ: Mapping[str, str]) -> Iterator[None]:
     uv installs the backend without bytecode, so the first hook in a new environment compiles
     every module it imports, one after the other. A second interpreter compiling the
     environment's modules from the other end of the list meets the hook part of the way: the
-    first hook of setuptools took 0.50 s with it and 0.82 s without, medians of seven
-    (benchmarks/bench_first_hook.py); compiling exactly the hook's modules in the reverse of
-    their import order saved only about 0.05 s more (docs/performance.md).
+    first hook of setuptools took 0.50-0.63 s with it and 0.82-0.87 s without, medians of seven
+    in two runs of benchmarks/bench_first_hook.py; compiling exactly the hook's modules in the
+    reverse of their import order saved only about 0.05 s more (docs/performance.md).
 
     It writes the files import would write (the cache path, optimization level and timestamp
     invalidation of the same interpreter under the same ``environ``), each atomically, as import
