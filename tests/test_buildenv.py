@@ -163,16 +163,33 @@ def wrap_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, answe
     first_on_path(monkeypatch, tmp_path / "wrapper", "uv", script)
 
 
+def test_an_environment_on_another_interpreter_than_uv_would_choose_is_replaced_after_the_hour(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `pyenv global`, a new Python earlier on PATH.
+    wrap_uv(tmp_path, monkeypatch, "python find", 'print("/usr/local/bin/python3.99"); sys.exit()')
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    set_checked(first, HOUR_NS + 10**9)
+    edit(project, "second")
+    installed(project)
+    assert len(envs(sandbox)) == 2
+    assert sandbox.run_tool("stcli") == "second"
+
+
+UNCHECKED = "uv could not check the kept build environment"
+
+
 @pytest.mark.parametrize(
     ("command", "answer"),
     [
         ("pip compile", 'sys.exit("error: no network today")'),
         ("python find", 'sys.exit("error: no interpreter found")'),
-        ("python find", 'print("/usr/local/bin/python3.99"); sys.exit()'),
     ],
-    ids=["offline", "no-interpreter", "another-interpreter"],
+    ids=["offline", "no-interpreter"],
 )
-def test_an_environment_uv_does_not_confirm_is_replaced_after_the_hour(
+def test_an_environment_uv_cannot_check_after_the_hour_is_used_as_it_is_and_said_so(
     make_project: MakeProject,
     sandbox: Sandbox,
     tmp_path: Path,
@@ -184,11 +201,94 @@ def test_an_environment_uv_does_not_confirm_is_replaced_after_the_hour(
     project = make_project("setuptools_cli")
     installed(project)
     (first,) = envs(sandbox)
-    set_checked(first, HOUR_NS + 10**9)
+    stale = set_checked(first, HOUR_NS + 10**9)
     edit(project, "second")
-    installed(project)
-    assert len(envs(sandbox)) == 2
+    result = freshinstall(project)
+    assert result.code == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if UNCHECKED in line]
+    assert answer.split('"')[1] in line
+    assert line.endswith("building in the kept one as it was 1 h ago")
+    assert envs(sandbox) == [first]
+    assert (first / buildenv.COMPLETE).stat().st_mtime_ns == stale  # not checked: asked again
     assert sandbox.run_tool("stcli") == "second"
+
+    # Unchecked for more than FALLBACK_NS: it may be deleted soon, so a new one is made.
+    set_checked(first, buildenv.FALLBACK_NS + HOUR_NS)
+    edit(project, "third")
+    result = freshinstall(project)
+    assert result.code == 0, result.stderr
+    assert UNCHECKED not in result.stderr
+    assert len(envs(sandbox)) == 2
+    assert sandbox.run_tool("stcli") == "third"
+
+
+def test_offline_after_the_hour_the_kept_environment_builds(
+    make_project: MakeProject, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    set_checked(first, HOUR_NS + 10**9)
+    # No index can be reached: every connection goes to a port nothing listens on.
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    edit(project, "offline")
+    result = freshinstall(project, timeout=120)
+    assert result.code == 0, result.stderr
+    assert UNCHECKED in result.stderr
+    assert envs(sandbox) == [first]
+    assert sandbox.run_tool("stcli") == "offline"
+
+
+#: A uv that, once the file {switch} exists, finds the kept environment outdated (it resolves
+#: setuptools to another version) but cannot install anything, as when a new release is out
+#: and the network then goes.
+UV_OUTDATED_THEN_OFFLINE = """\
+#!{python}
+import os, sys
+if os.path.exists({switch!r}) and sys.argv[1:3] == ["pip", "compile"]:
+    print("setuptools==1.0")
+    sys.exit()
+if os.path.exists({switch!r}) and sys.argv[1:3] == ["pip", "install"]:
+    sys.exit("error: no network today")
+os.execv({uv!r}, [{uv!r}, *sys.argv[1:]])
+"""
+
+
+def test_when_no_new_environment_can_be_made_the_kept_one_builds(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freshinstall.install import find_uv
+
+    # The same uv throughout: the uv executable is part of an environment's key.
+    switch = tmp_path / "offline"
+    script = UV_OUTDATED_THEN_OFFLINE.format(
+        python=sys.executable, uv=find_uv(), switch=str(switch)
+    )
+    first_on_path(monkeypatch, tmp_path / "wrapper", "uv", script)
+    project = make_project("setuptools_cli")
+    installed(project)
+    (first,) = envs(sandbox)
+    stale = set_checked(first, HOUR_NS + 10**9)
+    switch.touch()
+    edit(project, "second")
+    result = freshinstall(project)
+    assert result.code == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "no new build environment" in line]
+    assert "no network today" in line
+    assert envs(sandbox) == [first]  # the half-made new one is gone
+    assert (first / buildenv.COMPLETE).stat().st_mtime_ns == stale
+    assert sandbox.run_tool("stcli") == "second"
+
+    # Without a kept environment checked recently enough, the build fails as it did: one line.
+    set_checked(first, buildenv.FALLBACK_NS + HOUR_NS)
+    edit(project, "third")
+    result = freshinstall(project)
+    assert result.code == 1
+    assert "no network today" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
 
 
 def test_an_environment_unused_for_a_week_is_deleted_unless_a_build_holds_its_key(

@@ -14,7 +14,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,8 +58,11 @@ def build_wheel(
     config_settings: Mapping[str, str | list[str]] | None = None,
     extras: Mapping[str, str] | None = None,
     stream: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Copy ``paths`` out of ``root``, build a wheel from the copy, move it into ``dist_dir``."""
+    """Copy ``paths`` out of ``root``, build a wheel from the copy, move it into ``dist_dir``.
+
+    ``note`` hears what the user should know but that does not stop the build."""
     start = time.monotonic()
     remove_abandoned_scratch()
     # ignore_cleanup_errors: another run's remove_abandoned_scratch() may, in a rare race,
@@ -74,7 +77,7 @@ def build_wheel(
         snap = fingerprint.snapshot(root, paths, source, extras)
         settings = dict(config_settings or {})
         built, interpreter = _run_backend(
-            source, workdir, settings, uv=uv, python=python, stream=stream
+            source, workdir, settings, uv=uv, python=python, stream=stream, note=note
         )
         wheel, sha256 = _publish(built, dist_dir)
     from packaging.utils import parse_wheel_filename
@@ -214,6 +217,7 @@ def _run_backend(
     uv: str,
     python: str | None,
     stream: bool,
+    note: Callable[[str], None] | None = None,
 ) -> tuple[Path, str]:
     """Run the backend's hooks in an environment of its build requirements.
 
@@ -228,7 +232,7 @@ def _run_backend(
 
     def environment(requirements: set[str], scratch: str) -> ProjectBuilder:
         env = buildenv.environment(
-            requirements, workdir / scratch, uv=uv, python=python, stream=stream
+            requirements, workdir / scratch, uv=uv, python=python, stream=stream, note=note
         )
         # Until the build is done (or moves to another environment): see buildenv.compiling.
         compiling.close()

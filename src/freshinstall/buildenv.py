@@ -43,7 +43,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from freshinstall._process import last_line, run, run_bytes, start_quiet
@@ -56,6 +56,9 @@ REUSE_NS = 3600 * 10**9
 #: deleted; one with a newer environment of its key, which replaced it, goes sooner.
 DELETE_NS = 7 * 24 * 3600 * 10**9
 REPLACED_DELETE_NS = 24 * 3600 * 10**9
+#: How recently checked a kept environment must be to be used when uv can neither confirm it
+#: nor make a new one: far enough from DELETE_NS that no other build deletes it meanwhile.
+FALLBACK_NS = DELETE_NS - REPLACED_DELETE_NS
 #: Written once the environment is complete; its mtime is when it was made or last checked.
 COMPLETE = "freshinstall-complete"
 #: Beside the marker: the identity of the interpreter the environment was made on.
@@ -115,12 +118,22 @@ class BuildEnv:
 
 
 def environment(
-    requirements: Collection[str], scratch: Path, *, uv: str, python: str | None, stream: bool
+    requirements: Collection[str],
+    scratch: Path,
+    *,
+    uv: str,
+    python: str | None,
+    stream: bool,
+    note: Callable[[str], None] | None = None,
 ) -> BuildEnv:
     """An environment holding exactly ``requirements``: from the cache, or made now.
 
     ``scratch`` is the build's own directory, for a throw-away environment when the cache
-    cannot be used.
+    cannot be used. When, after the hour, uv cannot check the kept environment, or no new one
+    can be made (offline, say: uv does not fall back on its cache when the index cannot be
+    reached), the kept one is used as it is if it was checked within FALLBACK_NS, and ``note``
+    is told why: it held exactly the resolution of its last check, and a build that fails
+    instead helps no one. It is not marked checked, so the next build asks uv again.
     """
     import filelock
 
@@ -138,23 +151,36 @@ def environment(
         now = time.time_ns()
         _delete_unused(cache, key, now)
         found = _reusable(cache, key, now)
+        kept = None
         if found is not None:
             env = BuildEnv(found, uv, stream=stream)
             if _checked(found) > now - REUSE_NS:
                 return env
-            if still_current(env, requirements, python) and _mark_checked(found, now):
-                return env
+            kept = env if _checked(found) > now - FALLBACK_NS else None
+            try:
+                if still_current(env, requirements, python) and _mark_checked(found, now):
+                    return env
+            except UnconfirmedError as error:
+                if kept is not None:
+                    reason = f"uv could not check the kept build environment ({error})"
+                    _use_kept(kept, reason, now, note)
+                    return kept
         path = cache / f"{key}-{now}"
         try:
             env = _fill(BuildEnv.create(path, uv, python=python, stream=stream), requirements)
             identity = _dumps(_file_identity(env.interpreter()))
             (path / INTERPRETER).write_bytes(identity)
             (path / COMPLETE).write_text(json.dumps(sorted(requirements)) + "\n", "utf-8")
-        except (BuildError, OSError):
-            # Half made, and no one else can have it. The cache's disk may be full where the
-            # scratch space is not: make the throw-away environment of old. (A requirement that
-            # cannot be installed fails there again, with the same message.)
+        except (BuildError, OSError) as error:
+            # Half made, and no one else can have it.
             shutil.rmtree(path, ignore_errors=True)
+            if kept is not None:
+                why = error.reason if isinstance(error, BuildError) else error
+                _use_kept(kept, f"no new build environment could be made ({why})", now, note)
+                return kept
+            # The cache's disk may be full where the scratch space is not: make the throw-away
+            # environment of old. (A requirement that cannot be installed fails there again,
+            # with the same message.)
             return _throw_away(requirements, scratch, uv=uv, python=python, stream=stream)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
@@ -162,6 +188,13 @@ def environment(
         return env
     finally:
         lock.release()
+
+
+def _use_kept(env: BuildEnv, reason: str, now: int, note: Callable[[str], None] | None) -> None:
+    """Say why ``env`` is used unconfirmed (see :func:`environment`)."""
+    if note is not None:
+        hours = (now - _checked(env.path)) // (3600 * 10**9)
+        note(f"{reason}; building in the kept one as it was {hours} h ago")
 
 
 def _throw_away(
@@ -470,8 +503,13 @@ def _delete_unused(cache: Path, key: str, now: int) -> None:
                     lock.release()
 
 
+class UnconfirmedError(Exception):
+    """uv could not say whether a kept environment is current (offline, say); the reason."""
+
+
 def still_current(env: BuildEnv, requirements: Collection[str], python: str | None) -> bool:
-    """Whether ``env`` holds exactly what a new environment of ``requirements`` would get now.
+    """Whether ``env`` holds exactly what a new environment of ``requirements`` would get now;
+    :class:`UnconfirmedError` when uv cannot answer.
 
     Two questions to uv, at once:
 
@@ -484,31 +522,34 @@ def still_current(env: BuildEnv, requirements: Collection[str], python: str | No
       release, or a dependency a backend dropped, means no.
 
     So does anything that cannot be compared: a requirement pinned to a URL or a path, an
-    unreadable environment, uv failing (offline without a cached answer, say).
+    unreadable environment. uv failing (offline, say) is :class:`UnconfirmedError`: the question
+    is asked without uv's retries (UV_HTTP_RETRIES=0, unless set), which took 6-10 s to give
+    up on an index it could not reach, and the next build asks again anyway.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    variables.setdefault("UV_HTTP_RETRIES", "0")
     find = [env.uv, "python", "find", "--system", "--no-config", *([python] if python else [])]
     compile_ = [env.uv, "pip", "compile", "-", "--python", env.python_executable]
     compile_ += ["--no-header", "--no-annotate", "--quiet", "--color", "never"]
     stdin = "".join(f"{requirement}\n" for requirement in sorted(requirements)).encode()
 
-    def ask(argv: list[str], cwd: Path, stdin: bytes | None = None) -> str | None:
+    def ask(argv: list[str], cwd: Path, stdin: bytes | None = None) -> str:
         try:
             output = run_bytes(
                 argv, cwd=cwd, env=variables, stream=env.stream, stdin=stdin, capture=True
             )
-        except (CommandError, OSError):
-            return None
+        except CommandError as error:
+            raise UnconfirmedError(f"uv {argv[1]} {argv[2]}: {last_line(error.output)}") from None
+        except OSError as error:
+            raise UnconfirmedError(f"uv {argv[1]} {argv[2]}: {error}") from None
         return os.fsdecode(output)
 
     with ThreadPoolExecutor(1) as pool:
         chosen = pool.submit(ask, find, env.path.parent)
         resolved = ask(compile_, env.path, stdin)
         found = chosen.result()
-    if found is None or resolved is None:
-        return False
     if os.path.realpath(found.strip()) != os.path.realpath(env.interpreter()):
         return False
     pins = _pins(resolved.splitlines())

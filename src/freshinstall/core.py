@@ -247,6 +247,7 @@ def _build(
         config_settings=settings.config_settings,
         extras=current.extras,
         stream=stream,
+        note=reporter.note,
     )
     reporter.step("build", built.wheel.name, built.seconds)
     stamp.write_manifest(project.dist_dir, manifest_of(built.fingerprint))

@@ -189,6 +189,7 @@ def _reference(
             python=settings.python,
             config_settings=settings.config_settings,
             extras=current.extras,
+            note=reporter.note,
         )
         reporter.step("build", f"{built.wheel.name}, to compare with", built.seconds)
         yield built.wheel, True
