@@ -100,6 +100,14 @@ def edit(project: Path, text: str) -> None:
     )
 
 
+def built_an_hour_ago(make_project: MakeProject, sandbox: Sandbox) -> tuple[Path, Path, int]:
+    """A project built once, its environment last checked over an hour ago, and when."""
+    project = make_project("setuptools_cli")
+    installed(project)
+    (env,) = envs(sandbox)
+    return project, env, set_checked(env, HOUR_NS + 10**9)
+
+
 def pretend_older_setuptools(env: Path) -> None:
     """Make ``env`` look as if made before the setuptools release uv resolves today."""
     (dist_info,) = env.glob("lib/python*/site-packages/setuptools-*.dist-info")
@@ -109,10 +117,7 @@ def pretend_older_setuptools(env: Path) -> None:
 def test_an_environment_unchecked_for_an_hour_is_reused_if_it_holds_what_uv_resolves(
     make_project: MakeProject, sandbox: Sandbox
 ) -> None:
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
-    stale = set_checked(first, HOUR_NS + 10**9)
+    project, first, stale = built_an_hour_ago(make_project, sandbox)
     edit(project, "second")
     installed(project)
     assert envs(sandbox) == [first]
@@ -163,21 +168,6 @@ def wrap_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, answe
     first_on_path(monkeypatch, tmp_path / "wrapper", "uv", script)
 
 
-def test_an_environment_on_another_interpreter_than_uv_would_choose_is_replaced_after_the_hour(
-    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # `pyenv global`, a new Python earlier on PATH.
-    wrap_uv(tmp_path, monkeypatch, "python find", 'print("/usr/local/bin/python3.99"); sys.exit()')
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
-    set_checked(first, HOUR_NS + 10**9)
-    edit(project, "second")
-    installed(project)
-    assert len(envs(sandbox)) == 2
-    assert sandbox.run_tool("stcli") == "second"
-
-
 UNCHECKED = "uv could not check the kept build environment"
 
 
@@ -198,10 +188,7 @@ def test_an_environment_uv_cannot_check_after_the_hour_is_used_as_it_is_and_said
     answer: str,
 ) -> None:
     wrap_uv(tmp_path, monkeypatch, command, answer)
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
-    stale = set_checked(first, HOUR_NS + 10**9)
+    project, first, stale = built_an_hour_ago(make_project, sandbox)
     edit(project, "second")
     result = freshinstall(project)
     assert result.code == 0, result.stderr
@@ -223,23 +210,105 @@ def test_an_environment_uv_cannot_check_after_the_hour_is_used_as_it_is_and_said
 
 
 def test_offline_after_the_hour_the_kept_environment_builds(
-    make_project: MakeProject, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
-    set_checked(first, HOUR_NS + 10**9)
-    # No index can be reached: every connection goes to a port nothing listens on.
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    edit(project, "offline")
-    result = freshinstall(project, timeout=120)
+    import shutil
+    import socket
+
+    # A uv cache of the test's own (set before the first build: it is part of the key), whose
+    # index pages can be thrown away: uv answers from a page still fresh without asking.
+    uv_cache = tmp_path / "uv-cache"
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    project, first, _ = built_an_hour_ago(make_project, sandbox)
+    for pages in uv_cache.glob("simple-v*"):
+        shutil.rmtree(pages)
+    # No index can be reached: every connection goes to a port bound but not listening.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        edit(project, "offline")
+        result = freshinstall(project, timeout=120)
     assert result.code == 0, result.stderr
     assert UNCHECKED in result.stderr
     assert envs(sandbox) == [first]
     assert sandbox.run_tool("stcli") == "offline"
+
+
+#: A uv that names another interpreter than the one an environment was made on, and cannot
+#: resolve anything (``pyenv global`` changed, and the network went).
+UV_MOVED_AND_OFFLINE = """\
+#!{python}
+import os, sys
+if sys.argv[1:3] == ["python", "find"] and os.path.exists({switch!r}):
+    print("/usr/local/bin/python3.99")
+    sys.exit()
+if sys.argv[1:3] == ["pip", "compile"] and os.path.exists({switch!r}):
+    sys.exit("error: no network today")
+if sys.argv[1:3] == ["pip", "install"] and os.path.exists({switch!r} + "-install"):
+    sys.exit("error: no network today")
+if sys.argv[1:3] == ["pip", "compile"]:
+    with open({log!r}, "a", encoding="utf-8") as log:
+        log.write(os.environ.get("UV_HTTP_RETRIES", "unset") + "\\n")
+os.execv({uv!r}, [{uv!r}, *sys.argv[1:]])
+"""
+
+
+def moved_and_offline_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Put UV_MOVED_AND_OFFLINE first on PATH; return its switch file and its log."""
+    from freshinstall.install import find_uv
+
+    switch, log = tmp_path / "moved", tmp_path / "retries.log"
+    script = UV_MOVED_AND_OFFLINE.format(
+        python=sys.executable, uv=find_uv(), switch=str(switch), log=str(log)
+    )
+    first_on_path(monkeypatch, tmp_path / "wrapper", "uv", script)
+    return switch, log
+
+
+def test_an_environment_on_another_interpreter_is_never_used_unchecked(
+    make_project: MakeProject, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    switch, _ = moved_and_offline_uv(tmp_path, monkeypatch)
+    project, _, _ = built_an_hour_ago(make_project, sandbox)
+    switch.touch()
+    edit(project, "second")
+    result = freshinstall(project)
+    assert result.code == 0, result.stderr
+    assert UNCHECKED not in result.stderr
+    assert len(envs(sandbox)) == 2  # made by the real uv
+    assert sandbox.run_tool("stcli") == "second"
+
+    # Nor when no new one can be made: the build fails, in one line.
+    for env in envs(sandbox):
+        set_checked(env, HOUR_NS + 10**9)
+    Path(f"{switch}-install").touch()
+    edit(project, "third")
+    result = freshinstall(project)
+    assert result.code == 1
+    assert "no network today" in result.stderr.strip().splitlines()[-1]
+    assert "note:" not in result.stderr
+    assert sandbox.run_tool("stcli") == "second"
+
+
+@pytest.mark.parametrize("configured", [None, "5"])
+def test_the_hourly_check_retries_a_failed_request_once_unless_told(
+    make_project: MakeProject,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    configured: str | None,
+) -> None:
+    _, log = moved_and_offline_uv(tmp_path, monkeypatch)
+    if configured is not None:
+        monkeypatch.setenv("UV_HTTP_RETRIES", configured)
+    project, _, _ = built_an_hour_ago(make_project, sandbox)
+    edit(project, "second")
+    installed(project)
+    assert log.read_text(encoding="utf-8").split() == [configured or "1"]
 
 
 #: A uv that, once the file {switch} exists, finds the kept environment outdated (it resolves
@@ -268,10 +337,7 @@ def test_when_no_new_environment_can_be_made_the_kept_one_builds(
         python=sys.executable, uv=find_uv(), switch=str(switch)
     )
     first_on_path(monkeypatch, tmp_path / "wrapper", "uv", script)
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
-    stale = set_checked(first, HOUR_NS + 10**9)
+    project, first, stale = built_an_hour_ago(make_project, sandbox)
     switch.touch()
     edit(project, "second")
     result = freshinstall(project)
@@ -588,7 +654,11 @@ def test_a_replaced_environment_goes_after_a_day_unchecked_the_newest_after_a_we
         return path
 
     day = 24 * HOUR_NS
-    environment(f"key-{now - 3 * day}", day + HOUR_NS)  # replaced, unchecked for a day: goes
+    environment(f"key-{now - 4 * day}", day + HOUR_NS)  # replaced, unchecked for a day: goes
+    # Replaced and unchecked for days, but used as it was (offline) an hour ago: stays.
+    replaced_recently_used = environment(f"key-{now - 3 * day}", 2 * day)
+    (replaced_recently_used / buildenv.USED).touch()
+    os.utime(replaced_recently_used / buildenv.USED, ns=(now - HOUR_NS,) * 2)
     replaced_recently_checked = environment(f"key-{now - 2 * day}", day - HOUR_NS)
     newest = environment(f"key-{now - day}", 6 * day)
     alone = environment(f"other-{now - 9 * day}", 6 * day)
@@ -598,7 +668,8 @@ def test_a_replaced_environment_goes_after_a_day_unchecked_the_newest_after_a_we
     half_made.mkdir()
     buildenv._delete_unused(cache, "key", now)
     kept = sorted(path for path in cache.iterdir() if path.is_dir())
-    assert kept == sorted([replaced_recently_checked, newest, alone, not_replaced, half_made])
+    expected = [replaced_recently_used, replaced_recently_checked, newest, alone]
+    assert kept == sorted([*expected, not_replaced, half_made])
 
 
 def test_an_environment_whose_check_cannot_be_recorded_is_not_handed_out(

@@ -17,17 +17,19 @@ Rules, so that reuse never changes a build:
   requirements resolve now (:func:`still_current`); the environment is used, and counts as
   checked, only when it is on that interpreter and holds exactly that resolution, name for name
   and version for version. Otherwise (a new release of a backend, another default Python, a
-  requirement uv cannot pin by version, uv failing; on Windows, where the environment's
-  python.exe names no interpreter, always) a new environment is made. So a new
-  release reaches builds within the hour, as uv's own cached index pages allow (it keeps them
-  as long as the index's Cache-Control header says; pypa/pip#13680).
+  requirement uv cannot pin by version; on Windows, where the environment's python.exe names
+  no interpreter, always) a new environment is made. So a new release reaches builds within
+  the hour, as uv's own cached index pages allow (it keeps them as long as the index's
+  Cache-Control header says; pypa/pip#13680). When uv cannot answer (offline), or no new
+  environment can be made, the kept one is used as it is (:func:`environment`).
 * Requirements a backend asks for at build time (``get_requires_for_build_wheel``) are never
   added to a shared environment: the build moves to the environment keyed by all of them.
 * An environment is used only once complete (a marker written after the install, whose mtime
   says when it was made or last checked), made and checked under a lock per key, never renamed
   (scripts in it hold absolute paths), and deleted, under its key's lock, once it has gone
-  unchecked for a week, or for a day once a newer environment of its key replaced it: no
-  build can still be using it, since none gets it an hour after a check.
+  unchecked and unused for a week, or for a day once a newer environment of its key replaced
+  it: no build can still be using it, since none gets it an hour after a check, or, used
+  unchecked, a day after the use it recorded (USED).
 * A cache directory that cannot be written means a throw-away environment in the build's
   scratch directory, as before.
 
@@ -52,17 +54,21 @@ from freshinstall.errors import BuildError, CommandError
 SCHEME = "freshinstall-buildenv-1"
 #: How long after it was made or last checked an environment is handed out without a check.
 REUSE_NS = 3600 * 10**9
-#: How long an environment can go unchecked (a half-made one: since it was made) before it is
-#: deleted; one with a newer environment of its key, which replaced it, goes sooner.
+#: How long an environment can go unchecked and unused (a half-made one: since it was made)
+#: before it is deleted; one with a newer environment of its key, which replaced it, goes sooner.
 DELETE_NS = 7 * 24 * 3600 * 10**9
 REPLACED_DELETE_NS = 24 * 3600 * 10**9
-#: How recently checked a kept environment must be to be used when uv can neither confirm it
-#: nor make a new one: far enough from DELETE_NS that no other build deletes it meanwhile.
+#: How recently checked a kept environment must be to be used as it is when uv cannot check it
+#: or no new one can be made: a week-old resolution is too old to stand in for today's.
 FALLBACK_NS = DELETE_NS - REPLACED_DELETE_NS
 #: Written once the environment is complete; its mtime is when it was made or last checked.
 COMPLETE = "freshinstall-complete"
 #: Beside the marker: the identity of the interpreter the environment was made on.
 INTERPRETER = "freshinstall-interpreter"
+#: Beside the marker: its mtime is when the environment was last used without a check.
+USED = "freshinstall-used"
+#: Verdicts of :func:`still_current` on a kept environment.
+CURRENT, OUTDATED, MOVED = "current", "outdated", "moved"
 
 
 class BuildEnv:
@@ -130,10 +136,12 @@ def environment(
 
     ``scratch`` is the build's own directory, for a throw-away environment when the cache
     cannot be used. When, after the hour, uv cannot check the kept environment, or no new one
-    can be made (offline, say: uv does not fall back on its cache when the index cannot be
-    reached), the kept one is used as it is if it was checked within FALLBACK_NS, and ``note``
-    is told why: it held exactly the resolution of its last check, and a build that fails
-    instead helps no one. It is not marked checked, so the next build asks uv again.
+    can be made (offline, say: uv does not fall back on a stale cached index page when the
+    index cannot be reached), the kept one is used as it is, and ``note`` is told why: it held
+    exactly the resolution of its last check, and a build that fails instead helps no one.
+    Only if it was checked within FALLBACK_NS, uv would not choose another interpreter now,
+    and the use can be recorded (USED), which keeps other builds from deleting it meanwhile.
+    It is not marked checked, so the next build asks uv again.
     """
     import filelock
 
@@ -158,13 +166,16 @@ def environment(
                 return env
             kept = env if _checked(found) > now - FALLBACK_NS else None
             try:
-                if still_current(env, requirements, python) and _mark_checked(found, now):
-                    return env
+                verdict = still_current(env, requirements, python)
             except UnconfirmedError as error:
-                if kept is not None:
-                    reason = f"uv could not check the kept build environment ({error})"
-                    _use_kept(kept, reason, now, note)
+                reason = f"uv could not check the kept build environment ({error})"
+                if kept is not None and _use_kept(kept, reason, now, note):
                     return kept
+            else:
+                if verdict == CURRENT and _mark_checked(found, now):
+                    return env
+                if verdict == MOVED:  # another interpreter now: never stands in for it
+                    kept = None
         path = cache / f"{key}-{now}"
         try:
             env = _fill(BuildEnv.create(path, uv, python=python, stream=stream), requirements)
@@ -174,9 +185,9 @@ def environment(
         except (BuildError, OSError) as error:
             # Half made, and no one else can have it.
             shutil.rmtree(path, ignore_errors=True)
-            if kept is not None:
-                why = error.reason if isinstance(error, BuildError) else error
-                _use_kept(kept, f"no new build environment could be made ({why})", now, note)
+            why = error.reason if isinstance(error, BuildError) else error
+            reason = f"no new build environment could be made ({why})"
+            if kept is not None and _use_kept(kept, reason, now, note):
                 return kept
             # The cache's disk may be full where the scratch space is not: make the throw-away
             # environment of old. (A requirement that cannot be installed fails there again,
@@ -190,11 +201,19 @@ def environment(
         lock.release()
 
 
-def _use_kept(env: BuildEnv, reason: str, now: int, note: Callable[[str], None] | None) -> None:
-    """Say why ``env`` is used unconfirmed (see :func:`environment`)."""
+def _use_kept(env: BuildEnv, reason: str, now: int, note: Callable[[str], None] | None) -> bool:
+    """Record that ``env`` is used unchecked now, and say why (see :func:`environment`). False
+    if the use cannot be recorded: then it must not be used, as another build could delete it
+    meanwhile (see :func:`_delete_unused`)."""
+    try:
+        (env.path / USED).touch()
+        os.utime(env.path / USED, ns=(now, now))
+    except OSError:
+        return False
     if note is not None:
         hours = (now - _checked(env.path)) // (3600 * 10**9)
         note(f"{reason}; building in the kept one as it was {hours} h ago")
+    return True
 
 
 def _throw_away(
@@ -430,6 +449,14 @@ def _mark_checked(path: Path, now: int) -> bool:
     return True
 
 
+def _used(path: Path) -> int:
+    """When the environment ``path`` was last used without a check (0: never)."""
+    try:
+        return (path / USED).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def _checked(path: Path) -> int:
     """When the environment ``path`` was made or last found to hold its resolution (0: never,
     it is not complete)."""
@@ -460,9 +487,9 @@ def _reusable(cache: Path, key: str, now: int) -> Path | None:
 
 
 def _delete_unused(cache: Path, key: str, now: int) -> None:
-    """Delete the environments (complete or not) unchecked for DELETE_NS, or for
-    REPLACED_DELETE_NS when a newer environment of their key exists: none has been handed out
-    for a day, so no build can be using them. Each is deleted under its key's lock, checked
+    """Delete the environments (complete or not) unchecked and unused (USED) for DELETE_NS, or
+    for REPLACED_DELETE_NS when a newer environment of their key exists: none has been handed
+    out for a day, so no build can be using them. Each is deleted under its key's lock, checked
     again there, so that a build checking it at that moment keeps it; ``key``'s lock is
     already held. The marker goes first: a deletion cut short never leaves an environment that
     looks complete. Never raises."""
@@ -480,7 +507,7 @@ def _delete_unused(cache: Path, key: str, now: int) -> None:
     def unused(path: Path, created: int) -> bool:
         replaced = created < newest.get(_key_of(path), 0)
         cutoff = now - (REPLACED_DELETE_NS if replaced else DELETE_NS)
-        return max(created, _checked(path)) < cutoff
+        return max(created, _checked(path), _used(path)) < cutoff
 
     for path, created in paths:
         if not path.is_dir() or not unused(path, created):
@@ -507,9 +534,10 @@ class UnconfirmedError(Exception):
     """uv could not say whether a kept environment is current (offline, say); the reason."""
 
 
-def still_current(env: BuildEnv, requirements: Collection[str], python: str | None) -> bool:
-    """Whether ``env`` holds exactly what a new environment of ``requirements`` would get now;
-    :class:`UnconfirmedError` when uv cannot answer.
+def still_current(env: BuildEnv, requirements: Collection[str], python: str | None) -> str:
+    """Whether ``env`` holds exactly what a new environment of ``requirements`` would get now:
+    CURRENT, OUTDATED, or MOVED (uv would choose another interpreter); UnconfirmedError when
+    uv cannot answer.
 
     Two questions to uv, at once:
 
@@ -522,14 +550,15 @@ def still_current(env: BuildEnv, requirements: Collection[str], python: str | No
       release, or a dependency a backend dropped, means no.
 
     So does anything that cannot be compared: a requirement pinned to a URL or a path, an
-    unreadable environment. uv failing (offline, say) is :class:`UnconfirmedError`: the question
-    is asked without uv's retries (UV_HTTP_RETRIES=0, unless set), which took 6-10 s to give
-    up on an index it could not reach, and the next build asks again anyway.
+    unreadable environment. uv failing (offline, say) is :class:`UnconfirmedError`, unless the
+    interpreter alone says MOVED. The questions are asked with one retry of a failed request
+    (UV_HTTP_RETRIES=1, unless set): with uv's default of three, an unreachable index took 6-10
+    s to give up on, with one 1.2-1.9 s, and the next build asks again anyway.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    variables.setdefault("UV_HTTP_RETRIES", "0")
+    variables.setdefault("UV_HTTP_RETRIES", "1")
     find = [env.uv, "python", "find", "--system", "--no-config", *([python] if python else [])]
     compile_ = [env.uv, "pip", "compile", "-", "--python", env.python_executable]
     compile_ += ["--no-header", "--no-annotate", "--quiet", "--color", "never"]
@@ -548,12 +577,17 @@ def still_current(env: BuildEnv, requirements: Collection[str], python: str | No
 
     with ThreadPoolExecutor(1) as pool:
         chosen = pool.submit(ask, find, env.path.parent)
-        resolved = ask(compile_, env.path, stdin)
+        try:
+            resolved, unresolved = ask(compile_, env.path, stdin), None
+        except UnconfirmedError as error:
+            resolved, unresolved = "", error
         found = chosen.result()
     if os.path.realpath(found.strip()) != os.path.realpath(env.interpreter()):
-        return False
+        return MOVED
+    if unresolved is not None:
+        raise unresolved
     pins = _pins(resolved.splitlines())
-    return pins is not None and pins == _installed(env.path)
+    return CURRENT if pins is not None and pins == _installed(env.path) else OUTDATED
 
 
 def _pins(lines: Iterable[str]) -> dict[str, str] | None:
