@@ -196,8 +196,23 @@ def test_an_environment_uv_cannot_check_after_the_hour_is_used_as_it_is_and_said
     assert answer.split('"')[1] in line
     assert line.endswith("building in the kept one as it was 1 h ago")
     assert envs(sandbox) == [first]
-    assert (first / buildenv.COMPLETE).stat().st_mtime_ns == stale  # not checked: asked again
+    assert (first / buildenv.COMPLETE).stat().st_mtime_ns == stale  # not checked
     assert sandbox.run_tool("stcli") == "second"
+
+    # For ten minutes it is handed out without asking uv again; then uv is asked again.
+    edit(project, "within ten minutes")
+    result = freshinstall(project)
+    assert result.code == 0, result.stderr
+    assert UNCHECKED not in result.stderr
+    assert sandbox.run_tool("stcli") == "within ten minutes"
+    later = time.time_ns() - buildenv.RECHECK_NS - 10**9
+    os.utime(first / buildenv.UNCONFIRMED, ns=(later, later))
+    edit(project, "after ten minutes")
+    result = freshinstall(project)
+    assert result.code == 0, result.stderr
+    assert UNCHECKED in result.stderr
+    assert envs(sandbox) == [first]
+    assert sandbox.run_tool("stcli") == "after ten minutes"
 
     # Unchecked for more than FALLBACK_NS: it may be deleted soon, so a new one is made.
     set_checked(first, buildenv.FALLBACK_NS + HOUR_NS)

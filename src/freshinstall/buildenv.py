@@ -54,6 +54,9 @@ from freshinstall.errors import BuildError, CommandError
 SCHEME = "freshinstall-buildenv-1"
 #: How long after it was made or last checked an environment is handed out without a check.
 REUSE_NS = 3600 * 10**9
+#: How long after uv could not check it (offline) an environment is handed out without asking
+#: again: every build would otherwise wait for uv to give up on the index, 1.2-1.9 s.
+RECHECK_NS = 10 * 60 * 10**9
 #: How long an environment can go unchecked and unused (a half-made one: since it was made)
 #: before it is deleted; one with a newer environment of its key, which replaced it, goes sooner.
 DELETE_NS = 7 * 24 * 3600 * 10**9
@@ -67,6 +70,8 @@ COMPLETE = "freshinstall-complete"
 INTERPRETER = "freshinstall-interpreter"
 #: Beside the marker: its mtime is when the environment was last used without a check.
 USED = "freshinstall-used"
+#: Beside the marker: its mtime is when uv last could not check the environment.
+UNCONFIRMED = "freshinstall-unconfirmed"
 #: Verdicts of :func:`still_current` on a kept environment.
 CURRENT, OUTDATED, MOVED = "current", "outdated", "moved"
 
@@ -141,7 +146,8 @@ def environment(
     exactly the resolution of its last check, and a build that fails instead helps no one.
     Only if it was checked within FALLBACK_NS, uv would not choose another interpreter now,
     and the use can be recorded (USED), which keeps other builds from deleting it meanwhile.
-    It is not marked checked, so the next build asks uv again.
+    It is not marked checked: after uv could not check it, builds use it for RECHECK_NS
+    without asking, then ask again.
     """
     import filelock
 
@@ -165,11 +171,15 @@ def environment(
             if _checked(found) > now - REUSE_NS:
                 return env
             kept = env if _checked(found) > now - FALLBACK_NS else None
+            # uv could not check it minutes ago: not asked again yet.
+            asked_lately = _unconfirmed(found) > now - RECHECK_NS
+            if kept is not None and asked_lately and _mark_used(found, now):
+                return kept
             try:
                 verdict = still_current(env, requirements, python)
             except UnconfirmedError as error:
                 reason = f"uv could not check the kept build environment ({error})"
-                if kept is not None and _use_kept(kept, reason, now, note):
+                if kept is not None and _use_kept(kept, reason, now, note, unconfirmed=True):
                     return kept
             else:
                 if verdict == CURRENT and _mark_checked(found, now):
@@ -201,14 +211,19 @@ def environment(
         lock.release()
 
 
-def _use_kept(env: BuildEnv, reason: str, now: int, note: Callable[[str], None] | None) -> bool:
-    """Record that ``env`` is used unchecked now, and say why (see :func:`environment`). False
-    if the use cannot be recorded: then it must not be used, as another build could delete it
-    meanwhile (see :func:`_delete_unused`)."""
-    try:
-        (env.path / USED).touch()
-        os.utime(env.path / USED, ns=(now, now))
-    except OSError:
+def _use_kept(
+    env: BuildEnv,
+    reason: str,
+    now: int,
+    note: Callable[[str], None] | None,
+    *,
+    unconfirmed: bool = False,
+) -> bool:
+    """Record that ``env`` is used unchecked now (and, ``unconfirmed``, that uv could not check
+    it), and say why (see :func:`environment`). False if the use cannot be recorded: then it
+    must not be used, as another build could delete it meanwhile (see :func:`_delete_unused`)."""
+    markers = (USED, UNCONFIRMED) if unconfirmed else (USED,)
+    if not all(_touch(env.path / marker, now) for marker in markers):
         return False
     if note is not None:
         hours = (now - _checked(env.path)) // (3600 * 10**9)
@@ -449,10 +464,34 @@ def _mark_checked(path: Path, now: int) -> bool:
     return True
 
 
+def _mark_used(path: Path, now: int) -> bool:
+    """Record that the environment ``path`` is used unchecked ``now``; False if that cannot be
+    written (then it must not be used: see :func:`_use_kept`)."""
+    return _touch(path / USED, now)
+
+
+def _touch(path: Path, now: int) -> bool:
+    try:
+        path.touch()
+        os.utime(path, ns=(now, now))
+    except OSError:
+        return False
+    return True
+
+
 def _used(path: Path) -> int:
     """When the environment ``path`` was last used without a check (0: never)."""
+    return _mtime(path / USED)
+
+
+def _unconfirmed(path: Path) -> int:
+    """When uv last could not check the environment ``path`` (0: never)."""
+    return _mtime(path / UNCONFIRMED)
+
+
+def _mtime(path: Path) -> int:
     try:
-        return (path / USED).stat().st_mtime_ns
+        return path.stat().st_mtime_ns
     except OSError:
         return 0
 
@@ -460,10 +499,7 @@ def _used(path: Path) -> int:
 def _checked(path: Path) -> int:
     """When the environment ``path`` was made or last found to hold its resolution (0: never,
     it is not complete)."""
-    try:
-        return (path / COMPLETE).stat().st_mtime_ns
-    except OSError:
-        return 0
+    return _mtime(path / COMPLETE)
 
 
 def _reusable(cache: Path, key: str, now: int) -> Path | None:
