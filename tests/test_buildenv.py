@@ -49,6 +49,14 @@ def installed(project: Path, *args: str) -> None:
     assert result.code == 0, result.stderr
 
 
+def built_once(make_project: MakeProject, sandbox: Sandbox) -> tuple[Path, Path]:
+    """The setuptools project, built and installed once, and its one build environment."""
+    project = make_project("setuptools_cli")
+    installed(project)
+    (env,) = envs(sandbox)
+    return project, env
+
+
 def age(env: Path, nanoseconds: int) -> Path:
     """Make ``env`` look ``nanoseconds`` older (the creation time is in its name)."""
     key, _, created = env.name.rpartition("-")
@@ -60,9 +68,7 @@ def age(env: Path, nanoseconds: int) -> Path:
 def test_the_second_build_reuses_the_environment(
     make_project: MakeProject, sandbox: Sandbox
 ) -> None:
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
+    project, first = built_once(make_project, sandbox)
     assert json.loads((first / buildenv.COMPLETE).read_text()) == ["setuptools>=64"]
     marker = (first / buildenv.COMPLETE).stat().st_mtime_ns
 
@@ -102,9 +108,7 @@ def edit(project: Path, text: str) -> None:
 
 def built_an_hour_ago(make_project: MakeProject, sandbox: Sandbox) -> tuple[Path, Path, int]:
     """A project built once, its environment last checked over an hour ago, and when."""
-    project = make_project("setuptools_cli")
-    installed(project)
-    (env,) = envs(sandbox)
+    project, env = built_once(make_project, sandbox)
     return project, env, set_checked(env, HOUR_NS + 10**9)
 
 
@@ -128,9 +132,7 @@ def test_an_environment_unchecked_for_an_hour_is_reused_if_it_holds_what_uv_reso
 def test_an_environment_that_no_longer_holds_what_uv_resolves_is_replaced_after_the_hour(
     make_project: MakeProject, sandbox: Sandbox
 ) -> None:
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
+    project, first = built_once(make_project, sandbox)
     pretend_older_setuptools(first)
     edit(project, "within the hour")
     installed(project)
@@ -377,9 +379,7 @@ def test_an_environment_unused_for_a_week_is_deleted_unless_a_build_holds_its_ke
 ) -> None:
     import filelock
 
-    project = make_project("setuptools_cli")
-    installed(project)
-    (old,) = envs(sandbox)
+    _, old = built_once(make_project, sandbox)
     old = age(old, WEEK_NS + HOUR_NS)
     set_checked(old, WEEK_NS + HOUR_NS)
     other = make_project("setuptools_cli", dest="other")  # another key: another environment
@@ -400,9 +400,7 @@ def test_an_environment_unused_for_a_week_is_deleted_unless_a_build_holds_its_ke
 def test_an_environment_checked_within_the_week_is_kept(
     make_project: MakeProject, sandbox: Sandbox
 ) -> None:
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
+    project, first = built_once(make_project, sandbox)
     first = age(first, WEEK_NS + HOUR_NS)  # made more than a week ago, checked since
     set_checked(first, 2 * HOUR_NS)
     edit(project, "second")
@@ -411,9 +409,7 @@ def test_an_environment_checked_within_the_week_is_kept(
 
 
 def test_a_half_made_environment_is_never_used(make_project: MakeProject, sandbox: Sandbox) -> None:
-    project = make_project("setuptools_cli")
-    installed(project)
-    (first,) = envs(sandbox)
+    project, first = built_once(make_project, sandbox)
     (first / buildenv.COMPLETE).unlink()  # as if killed before the install finished
     installed(project)
     assert len(envs(sandbox)) == 2

@@ -55,9 +55,7 @@ def run_bytes(
 
     args = [os.fspath(arg) for arg in argv]
     if stream:
-        import shlex
-
-        print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
+        _echo(args)
     sink = _stderr_fd() if stream and not capture else None
     try:
         completed = subprocess.run(
@@ -94,9 +92,7 @@ def start_quiet(
 
     args = [os.fspath(arg) for arg in argv]
     if stream:
-        import shlex
-
-        print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
+        _echo(args)
     try:
         return subprocess.Popen(
             args,
@@ -109,6 +105,13 @@ def start_quiet(
         )
     except OSError:
         return None
+
+
+def _echo(args: list[str]) -> None:
+    """Show a command line as ``$ ...`` on stderr."""
+    import shlex
+
+    print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
 
 
 def _stderr_fd() -> int | None:

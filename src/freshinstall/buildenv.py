@@ -589,7 +589,7 @@ def still_current(env: BuildEnv, requirements: Collection[str], python: str | No
     unreadable environment. uv failing (offline, say) is :class:`UnconfirmedError`, unless the
     interpreter alone says MOVED. The questions are asked with one retry of a failed request
     (UV_HTTP_RETRIES=1, unless set): with uv's default of three, an unreachable index took 6-10
-    s to give up on, with one 1.2-1.9 s, and the next build asks again anyway.
+    s to give up on, with one 1.2-1.9 s, and builds ask again RECHECK_NS later anyway.
     """
     from concurrent.futures import ThreadPoolExecutor
 

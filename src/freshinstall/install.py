@@ -152,18 +152,19 @@ class Installer:
         """
         start = time.monotonic()
         wheel = request.wheel
-        if wheel is None or not self.forces_on_demand or wheel_files(wheel) is None:
+        files = wheel_files(wheel) if wheel is not None and self.forces_on_demand else None
+        if wheel is None or files is None:
             self.run_install(request, force=True)
             record = self._wheel_record(request, wheel) or self._record(request)
             return InstallResult(self.name, self.target(), record, time.monotonic() - start)
         self.run_install(request, force=False)
         found = self._wheel_record(request, wheel)
-        if found is None or not installed_from(found, wheel):
+        if found is None or not installed_from(found, wheel, files=files):
             self.run_install(request, force=True)
             found = self._wheel_record(request, wheel) or self._record(request)
             # Forced, uv installs from the wheel itself: a file of its own in the .dist-info
             # directory that we do not know of is no reason to stop.
-            if not installed_from(found, wheel, strict=False):
+            if not installed_from(found, wheel, strict=False, files=files):
                 raise InstallError(
                     f"{self.name} installed {request.project}, but not the files of "
                     f"{wheel.name}: its RECORD ({found}) lists others"
@@ -508,14 +509,17 @@ def wheel_files(wheel: Path) -> dict[str, str] | None:
 INSTALLER_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 
 
-def installed_from(record: Path, wheel: Path, *, strict: bool = True) -> bool:
-    """Whether the installed ``record`` holds exactly the files of ``wheel`` (see wheel_files),
-    each with the wheel's hash, and nothing else but what installers add: files out of
-    site-packages (``../``: console scripts), bytecode (``__pycache__``) and their own files
-    in the ``.dist-info`` directory (INSTALLER_FILES, ``uv_*.json``). So a file the wheel no
-    longer has, still installed, is a difference. Not ``strict``: any other file in the
-    ``.dist-info`` directory is let pass too (an installer's file we do not know of)."""
-    expected = wheel_files(wheel)
+def installed_from(
+    record: Path, wheel: Path, *, strict: bool = True, files: dict[str, str] | None = None
+) -> bool:
+    """Whether the installed ``record`` holds exactly the files of ``wheel`` (see wheel_files;
+    ``files`` when already read), each with the wheel's hash, and nothing else but what
+    installers add: files out of site-packages (``../``: console scripts), bytecode
+    (``__pycache__``) and their own files in the ``.dist-info`` directory (INSTALLER_FILES,
+    ``uv_*.json``). So a file the wheel no longer has, still installed, is a difference. Not
+    ``strict``: any other file in the ``.dist-info`` directory is let pass too (an installer's
+    file we do not know of)."""
+    expected = files if files is not None else wheel_files(wheel)
     try:
         text = record.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
